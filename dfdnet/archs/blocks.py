@@ -1,0 +1,88 @@
+"""Building blocks of the DFDNet generator, with the released layer layouts.
+
+Every "SN" conv uses ``torch.nn.utils.spectral_norm`` so that the state-dict keys are
+``weight_orig``/``weight_u``/``weight_v``; in eval mode the stored vectors are used as-is.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import spectral_norm
+
+
+def sn_conv(in_ch: int, out_ch: int, dilation: int = 1) -> nn.Module:
+    """Spectral-normalised 3x3 conv, 'same' padding."""
+    return spectral_norm(nn.Conv2d(in_ch, out_ch, 3, 1, padding=dilation, dilation=dilation))
+
+
+def confidence_block(channels: int) -> nn.Sequential:
+    """Conf(x) = SNconv(LReLU0.2(SNconv(x))), no sigmoid (reference §2 step 7)."""
+    return nn.Sequential(sn_conv(channels, channels), nn.LeakyReLU(0.2), sn_conv(channels, channels))
+
+
+class MSDilationBlock(nn.Module):
+    """Multi-scale dilated bottleneck: four dilated branches, fused, plus the input."""
+
+    def __init__(self, channels: int, dilations=(4, 3, 2, 1)):
+        super().__init__()
+        self.conv_blocks = nn.ModuleList(
+            nn.Sequential(sn_conv(channels, channels, d), nn.LeakyReLU(0.2), sn_conv(channels, channels, d))
+            for d in dilations)
+        self.conv_fusion = sn_conv(channels * len(dilations), channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_fusion(torch.cat([block(x) for block in self.conv_blocks], 1)) + x
+
+
+class Blur(nn.Module):
+    """Depthwise 3x3 binomial blur [[1,2,1],[2,4,2],[1,2,1]]/16 with zero padding."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        k = torch.tensor([1.0, 2.0, 1.0])
+        kernel = (k[:, None] * k[None, :]) / 16.0
+        self.register_buffer('kernel', kernel.expand(channels, 1, 3, 3).contiguous(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.kernel, padding=1, groups=x.shape[1])
+
+
+class StyleUpBlock(nn.Module):
+    """SFT up-block: blur-conv, spatial scale/shift from the style features, x2 up, conv.
+
+    x: (B, in, H, W), style: (B, in, H, W) -> (B, out, 2H, 2W).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__()
+        self.conv1 = nn.Sequential(Blur(in_ch), sn_conv(in_ch, out_ch), nn.LeakyReLU(0.2))
+        self.convup = nn.Sequential(nn.Upsample(scale_factor=2, mode='bilinear', align_corners=False),
+                                    sn_conv(out_ch, out_ch), nn.LeakyReLU(0.2))
+        self.scale_block = nn.Sequential(sn_conv(in_ch, out_ch), nn.LeakyReLU(0.2), sn_conv(out_ch, out_ch))
+        self.shift_block = nn.Sequential(sn_conv(in_ch, out_ch), nn.LeakyReLU(0.2), sn_conv(out_ch, out_ch),
+                                         nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        # The released block applies LeakyReLU(0.2) twice in a row here.
+        h = F.leaky_relu(self.conv1(x), 0.2)
+        h = h * self.scale_block(style) + self.shift_block(style)
+        return self.convup(h)
+
+
+class UpResBlock(nn.Module):
+    """x + conv(LReLU(conv(x))), plain convs."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(channels, channels, 3, 1, 1), nn.LeakyReLU(0.2, True),
+                                  nn.Conv2d(channels, channels, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def output_head(channels: int) -> nn.Sequential:
+    """SNconv -> LReLU -> 2 x UpResBlock -> conv(->3) -> tanh."""
+    return nn.Sequential(sn_conv(channels, channels), nn.LeakyReLU(0.2), UpResBlock(channels),
+                         UpResBlock(channels), nn.Conv2d(channels, 3, 3, 1, 1), nn.Tanh())

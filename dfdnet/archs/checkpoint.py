@@ -1,0 +1,149 @@
+"""Generator checkpoints: the released file, the BasicSR port and this project's own format.
+
+The format is detected from the file's contents:
+
+* released ``latest_net_G.pth``: a plain state dict with ``VggExtract.*``, ``le_256.*``, ``up0.*`` ...
+* BasicSR ``DFDNet_official-*.pth``: ``{'params': state dict}`` with ``vgg_extractor.*`` names
+  (the names this project's modules use);
+* ours: ``{'format': 'dfdnet-generator', 'config': {...}, 'params': state dict, ...}``.
+
+Loading is strict: every key the network needs must be present and every key in the file must
+be used, except the ones the released file carries but the network never reads (the VGG
+classifier, the duplicate ``VggExtract.features.*`` tensors and the ``to_rgb*`` blocks).
+"""
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import torch
+
+from dfdnet.archs.dfdnet_arch import DFDNetGenerator, GeneratorConfig
+from dfdnet.archs.dictionary import load_dictionaries
+from dfdnet.archs.vgg import vgg_layer_names
+from dfdnet.errors import CheckpointError
+from dfdnet.utils.files import atomic_torch_save
+
+logger = logging.getLogger(__name__)
+
+OWN_FORMAT = 'dfdnet-generator'
+_PART_CODES = {'le': 'left_eye', 're': 'right_eye', 'no': 'nose', 'mo': 'mouth'}
+_RELEASED_IGNORED = re.compile(r'^(VggExtract\.model\.classifier\.|VggExtract\.features\.|to_rgb\d)')
+_BLUR = re.compile(r'^up([0-3])\.conv1\.0\.(weight|weight_flip)$')
+
+
+def _released_rules():
+    vgg19 = vgg_layer_names('vgg19')
+    return [
+        (r'^VggExtract\.RGB_mean$', lambda m: 'vgg_extractor.mean'),
+        (r'^VggExtract\.RGB_std$', lambda m: 'vgg_extractor.std'),
+        (r'^VggExtract\.model\.features\.(\d+)\.(.+)$',
+         lambda m: f'vgg_extractor.vgg_net.{vgg19[int(m[1])]}.{m[2]}'),
+        (r'^(le|re|no|mo)_(\d+)\.(.+)$', lambda m: f'attn_blocks.{_PART_CODES[m[1]]}_{m[2]}.{m[3]}'),
+        (r'^MSDilate\.conv([1-4])\.(.+)$', lambda m: f'multi_scale_dilation.conv_blocks.{int(m[1]) - 1}.{m[2]}'),
+        (r'^MSDilate\.convi\.(.+)$', lambda m: f'multi_scale_dilation.conv_fusion.{m[1]}'),
+        (r'^up([0-3])\.ScaleModel1\.(.+)$', lambda m: f'upsample{m[1]}.scale_block.{m[2]}'),
+        (r'^up([0-3])\.ShiftModel1\.(.+)$', lambda m: f'upsample{m[1]}.shift_block.{m[2]}'),
+        (r'^up([0-3])\.(conv1|convup)\.(.+)$', lambda m: f'upsample{m[1]}.{m[2]}.{m[3]}'),
+        (r'^up4\.([23])\.Model\.(.+)$', lambda m: f'upsample4.{m[1]}.body.{m[2]}'),
+        (r'^up4\.(.+)$', lambda m: f'upsample4.{m[1]}'),
+    ]
+
+
+def convert_released_state_dict(state: dict) -> dict:
+    """Released key names -> this project's (BasicSR) names.
+
+    Unused released keys are dropped; the fixed blur kernels are checked, not loaded. Keys that
+    no rule knows are kept as they are, so that strict loading reports them.
+    """
+    expected_blur = torch.tensor([[1., 2., 1.], [2., 4., 2.], [1., 2., 1.]]) / 16
+    rules = [(re.compile(p), f) for p, f in _released_rules()]
+    out = {}
+    for key, value in state.items():
+        if _RELEASED_IGNORED.match(key):
+            continue
+        if _BLUR.match(key):
+            if not torch.allclose(value.float().cpu(), expected_blur.expand_as(value), atol=1e-6):
+                raise CheckpointError(f'{key} is not the fixed 3x3 binomial blur kernel')
+            continue
+        for pattern, rename in rules:
+            match = pattern.match(key)
+            if match:
+                key = rename(match)
+                break
+        out[key] = value
+    return out
+
+
+def _strip_module_prefix(state: dict) -> dict:
+    if state and all(k.startswith('module.') for k in state):
+        return {k[len('module.'):]: v for k, v in state.items()}
+    return state
+
+
+def read_checkpoint(path) -> tuple[dict, GeneratorConfig, str]:
+    """Read a generator checkpoint of any supported format.
+
+    Returns (state dict in this project's names, config, format name). Raises
+    ``CheckpointError`` naming the path if the file is missing, unreadable or unrecognised.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f'generator checkpoint not found: {path}')
+    try:
+        data = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as exc:  # torch.load raises many types for bad files
+        raise CheckpointError(f'cannot read generator checkpoint {path} (truncated or not a PyTorch file?): '
+                              f'{type(exc).__name__}: {exc}') from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(f'{path}: expected a state dict, got {type(data).__name__}')
+    if data.get('format') == OWN_FORMAT:
+        return _strip_module_prefix(data['params']), GeneratorConfig(**data.get('config', {})), OWN_FORMAT
+    if 'params' in data or 'params_ema' in data:
+        state = data.get('params_ema', data.get('params'))
+        return _strip_module_prefix(dict(state)), GeneratorConfig(), 'basicsr'
+    state = _strip_module_prefix(dict(data))
+    if any(k.startswith('VggExtract.') for k in state):
+        return convert_released_state_dict(state), GeneratorConfig(), 'released'
+    if any(k.startswith('vgg_extractor.') for k in state):
+        return state, GeneratorConfig(), 'basicsr'
+    raise CheckpointError(f'{path}: not a DFDNet generator checkpoint (no VggExtract.* or vgg_extractor.* keys; '
+                          f'first keys: {list(state)[:5]})')
+
+
+def load_state_strict(model: DFDNetGenerator, state: dict, source: str = 'state dict') -> None:
+    """Load ``state`` into ``model``; any missing or unexpected key is a ``CheckpointError``."""
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        raise CheckpointError(f'{source}: {exc}') from exc
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(f'{source} does not match the DFDNet generator:\n'
+                              f'  missing keys ({len(result.missing_keys)}): {result.missing_keys}\n'
+                              f'  unexpected keys ({len(result.unexpected_keys)}): {result.unexpected_keys}')
+
+
+def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig | None = None) -> DFDNetGenerator:
+    """Build the generator from a checkpoint and a dictionary folder/file, in eval mode on ``device``.
+
+    ``config`` overrides the checkpoint's own (released and BasicSR files carry none: the
+    released architecture is assumed). Nothing runs with random weights: every failure raises.
+    """
+    state, file_config, fmt = read_checkpoint(checkpoint)
+    config = config or file_config
+    model = DFDNetGenerator(config)
+    load_state_strict(model, state, source=str(checkpoint))
+    model.to(device).eval()
+    if config.dft_levels:
+        model.set_dictionaries(load_dictionaries(dict_dir, config.dictionary_layout(), standardized=config.use_cadain))
+    logger.info('loaded %s generator %s (encoder %s, %d px) on %s', fmt, checkpoint, config.encoder,
+                config.image_size, device)
+    return model
+
+
+def save_generator(model: DFDNetGenerator, path, **metadata) -> None:
+    """Write this project's checkpoint format atomically (dictionaries are not included)."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic_torch_save({'format': OWN_FORMAT, 'version': 1, 'config': model.config.to_dict(),
+                       'params': state, **metadata}, path)

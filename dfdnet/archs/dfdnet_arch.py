@@ -1,0 +1,142 @@
+"""The DFDNet generator (released architecture, reference §2) with the paper's ablation switches."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from dfdnet.archs.blocks import MSDilationBlock, StyleUpBlock, confidence_block, output_head
+from dfdnet.archs.dft import transfer_roi_align, transfer_slice
+from dfdnet.archs.dictionary import DictionaryBank
+from dfdnet.archs.vgg import TAP_CHANNELS, TAP_STRIDES, VGGEncoder
+from dfdnet.face.components import PART_NAMES
+
+NUM_FEAT = 64  # the decoder widths are tied to the VGG tap channels (512/512/256/128)
+
+
+@dataclass
+class GeneratorConfig:
+    """Options of ``DFDNetGenerator``; the defaults are the released model.
+
+    encoder: 'vgg19' (released) or 'vggface' (the paper's VGG16-layout VGG-Face).
+    image_size: side of the aligned face (512 released; 256 for the paper's DFDNet256).
+    part_sizes: component sizes in image pixels (left eye, right eye, nose, mouth); the atom
+        side at stride d is part_size // d.
+    dft_levels: which of the four feature levels (0 = stride 2 ... 3 = stride 16) use the
+        dictionaries; () gives the "0 DFT" ablation, (2, 3) the "2 DFT" one.
+    use_cadain / use_confidence: Table 3 ablations (off: raw atoms / A = 1).
+    crop_mode: 'slice' (released integer crops) or 'roi_align' (differentiable, for training).
+    """
+    encoder: str = 'vgg19'
+    image_size: int = 512
+    part_sizes: tuple = (80, 80, 50, 110)
+    dft_levels: tuple = (0, 1, 2, 3)
+    use_cadain: bool = True
+    use_confidence: bool = True
+    crop_mode: str = 'slice'
+
+    def __post_init__(self):
+        self.part_sizes = tuple(int(s) for s in self.part_sizes)
+        self.dft_levels = tuple(sorted(int(i) for i in self.dft_levels))
+        if self.image_size % 16:
+            raise ValueError(f'image_size must be a multiple of 16, got {self.image_size}')
+        if len(self.part_sizes) != 4:
+            raise ValueError(f'part_sizes needs 4 values (left eye, right eye, nose, mouth), got {self.part_sizes}')
+        if not set(self.dft_levels) <= {0, 1, 2, 3}:
+            raise ValueError(f'dft_levels must be a subset of (0, 1, 2, 3), got {self.dft_levels}')
+        if self.crop_mode not in ('slice', 'roi_align'):
+            raise ValueError(f"crop_mode must be 'slice' or 'roi_align', got {self.crop_mode!r}")
+        for level in self.dft_levels:
+            for part, size in zip(PART_NAMES, self.part_sizes):
+                if size // TAP_STRIDES[level] < 2:
+                    raise ValueError(f'{part} atoms would be smaller than 2x2 at stride {TAP_STRIDES[level]}')
+
+    @property
+    def feature_sizes(self) -> tuple:
+        return tuple(self.image_size // d for d in TAP_STRIDES)
+
+    def dictionary_layout(self) -> dict:
+        """(part, feature size) -> (channels, atom side) for every level that uses DFT."""
+        layout = {}
+        for level in self.dft_levels:
+            for part, size in zip(PART_NAMES, self.part_sizes):
+                layout[(part, self.feature_sizes[level])] = (TAP_CHANNELS[level], size // TAP_STRIDES[level])
+        return layout
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+class DFDNetGenerator(nn.Module):
+    """DFDNet: frozen VGG encoder, four-scale dictionary feature transfer, SFT decoder.
+
+    forward(images, boxes): images (B, 3, S, S) RGB in [-1, 1], boxes (B, 4, 4) int
+    ``[x1, y1, x2, y2]`` per part from ``component_boxes`` -> (B, 3, S, S) in [-1, 1].
+    Module names follow the BasicSR port, so its state dicts load as they are.
+    """
+
+    def __init__(self, config: GeneratorConfig | None = None, dictionaries: DictionaryBank | None = None):
+        super().__init__()
+        self.config = config or GeneratorConfig()
+        self.vgg_extractor = VGGEncoder(self.config.encoder)
+        self.attn_blocks = nn.ModuleDict()
+        for level in self.config.dft_levels:
+            for part in PART_NAMES:
+                self.attn_blocks[f'{part}_{self.config.feature_sizes[level]}'] = confidence_block(TAP_CHANNELS[level])
+        self.multi_scale_dilation = MSDilationBlock(NUM_FEAT * 8, dilations=(4, 3, 2, 1))
+        self.upsample0 = StyleUpBlock(NUM_FEAT * 8, NUM_FEAT * 8)
+        self.upsample1 = StyleUpBlock(NUM_FEAT * 8, NUM_FEAT * 4)
+        self.upsample2 = StyleUpBlock(NUM_FEAT * 4, NUM_FEAT * 2)
+        self.upsample3 = StyleUpBlock(NUM_FEAT * 2, NUM_FEAT)
+        self.upsample4 = output_head(NUM_FEAT)
+        self.dictionaries = None
+        if dictionaries is not None:
+            self.set_dictionaries(dictionaries)
+
+    def set_dictionaries(self, bank: DictionaryBank) -> None:
+        """Attach a ``DictionaryBank`` (checked against this network's layout); moved with the model."""
+        expected = self.config.dictionary_layout()
+        if bank.standardized != self.config.use_cadain:
+            raise ValueError('dictionaries must be standardised exactly when CAdaIN is on '
+                             f'(use_cadain={self.config.use_cadain}, standardized={bank.standardized})')
+        got = bank.layout()
+        missing = [k for k in expected if k not in got]
+        wrong = {k: got[k] for k in expected if k in got and got[k] != expected[k]}
+        if missing or wrong:
+            raise ValueError(f'dictionary layout does not fit the network: missing {missing}, '
+                             f'wrong (channels, size) {wrong}, expected {expected}')
+        param = next(self.parameters())
+        self.dictionaries = bank.to(param.device)
+
+    def forward(self, images: torch.Tensor, boxes) -> torch.Tensor:
+        size = self.config.image_size
+        if images.ndim != 4 or images.shape[1] != 3 or images.shape[2:] != (size, size):
+            raise ValueError(f'expected images of shape (B, 3, {size}, {size}), got {tuple(images.shape)}')
+        boxes = torch.as_tensor(np.asarray(boxes) if not torch.is_tensor(boxes) else boxes, device=images.device)
+        if boxes.shape != (images.shape[0], 4, 4):
+            raise ValueError(f'expected boxes of shape ({images.shape[0]}, 4, 4), got {tuple(boxes.shape)}')
+        if self.config.dft_levels and self.dictionaries is None:
+            raise RuntimeError('no dictionaries attached: load them with load_generator or set_dictionaries')
+
+        features = self.vgg_extractor(images)
+        updated = [self._transfer(level, feat, boxes) if level in self.config.dft_levels else feat
+                   for level, feat in enumerate(features)]
+        # The bottleneck sees the un-updated coarsest feature, as released.
+        x = self.multi_scale_dilation(features[3])
+        x = self.upsample0(x, updated[3])
+        x = self.upsample1(x, updated[2])
+        x = self.upsample2(x, updated[1])
+        x = self.upsample3(x, updated[0])
+        return self.upsample4(x)
+
+    def _transfer(self, level: int, feature: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        fsize = self.config.feature_sizes[level]
+        atom_sets = [self.dictionaries.atoms(part, fsize) for part in PART_NAMES]
+        attn = [self.attn_blocks[f'{part}_{fsize}'] for part in PART_NAMES]
+        transfer = transfer_slice if self.config.crop_mode == 'slice' else transfer_roi_align
+        if self.config.crop_mode == 'slice':
+            boxes = boxes.long()
+        return transfer(feature, boxes, atom_sets, attn, TAP_STRIDES[level],
+                        standardized=self.config.use_cadain, use_confidence=self.config.use_confidence)

@@ -1,0 +1,106 @@
+"""Frozen VGG encoders with the four DFDNet feature taps.
+
+Layers are named as in the original VGG papers (``conv1_1``, ``relu1_1``, ``pool1``, ...).
+``vgg19`` is the released model's encoder (torchvision layout, ImageNet normalisation);
+``vggface`` is the paper's VGG-Face (VGG16 layout) with the Oxford model's own normalisation.
+Both give features of 128/256/512/512 channels at strides 2/4/8/16.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+# Number of 3x3 convs in each of the five VGG blocks.
+_BLOCK_DEPTHS = {'vgg19': (2, 2, 4, 4, 4), 'vggface': (2, 2, 3, 3, 3)}
+_CHANNELS = (64, 128, 256, 512, 512)
+
+# The taps: relu2_2, last ReLU of blocks 3 and 4, and the last conv of block 5 *before* its
+# ReLU (the released code cut torchvision's Sequential so that in-place ReLUs gave exactly this).
+ENCODER_TAPS = {
+    'vgg19': ('relu2_2', 'relu3_4', 'relu4_4', 'conv5_4'),
+    'vggface': ('relu2_2', 'relu3_3', 'relu4_3', 'conv5_3'),
+}
+TAP_CHANNELS = (128, 256, 512, 512)
+TAP_STRIDES = (2, 4, 8, 16)
+
+# Normalisation applied to x in [0, 1]: (x - mean) / std.
+ENCODER_NORMALISATION = {
+    'vgg19': ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    # Oxford VGG-Face expects 0-255 RGB minus its mean image colour.
+    'vggface': ((129.186279296875 / 255, 104.76238250732422 / 255, 93.59396362304688 / 255),
+                (1 / 255, 1 / 255, 1 / 255)),
+}
+
+
+def vgg_layer_names(arch: str) -> list[str]:
+    """Layer names of a VGG ``features`` stack in torchvision index order."""
+    names = []
+    for block, depth in enumerate(_BLOCK_DEPTHS[arch], start=1):
+        for i in range(1, depth + 1):
+            names += [f'conv{block}_{i}', f'relu{block}_{i}']
+        names.append(f'pool{block}')
+    return names
+
+
+class VGGEncoder(nn.Module):
+    """VGG feature stack truncated at the last tap; returns the four tap features.
+
+    Input: (B, 3, H, W) RGB in [-1, 1]. Output: list of four tensors
+    (B, 128, H/2, W/2), (B, 256, H/4, W/4), (B, 512, H/8, W/8), (B, 512, H/16, W/16).
+    ``mean``/``std`` are buffers so that a checkpoint's own values are used.
+    """
+
+    def __init__(self, arch: str = 'vgg19'):
+        super().__init__()
+        if arch not in _BLOCK_DEPTHS:
+            raise ValueError(f'unknown encoder {arch!r}; choose one of {sorted(_BLOCK_DEPTHS)}')
+        self.arch = arch
+        self.taps = ENCODER_TAPS[arch]
+        names = vgg_layer_names(arch)
+        names = names[:names.index(self.taps[-1]) + 1]
+        layers = OrderedDict()
+        in_ch = 3
+        for name in names:
+            if name.startswith('conv'):
+                out_ch = _CHANNELS[int(name[4]) - 1]
+                layers[name] = nn.Conv2d(in_ch, out_ch, 3, 1, 1)
+                in_ch = out_ch
+            elif name.startswith('relu'):
+                layers[name] = nn.ReLU(inplace=True)  # each tapped ReLU is followed by a pool
+            else:
+                layers[name] = nn.MaxPool2d(2, 2)
+        self.vgg_net = nn.Sequential(layers)
+        mean, std = ENCODER_NORMALISATION[arch]
+        self.register_buffer('mean', torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer('std', torch.tensor(std).view(1, 3, 1, 1))
+        self.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = ((x + 1) / 2 - self.mean) / self.std
+        features = []
+        for name, layer in self.vgg_net.named_children():
+            x = layer(x)
+            if name in self.taps:
+                features.append(x)
+        return features
+
+
+def torchvision_to_named(state_dict: dict, arch: str = 'vgg19') -> dict:
+    """Map torchvision ``features.<idx>.*`` keys (or bare ``<idx>.*``) to ``<layer name>.*``.
+
+    Classifier keys are dropped; the result loads into ``VGGEncoder.vgg_net``.
+    """
+    names = vgg_layer_names(arch)
+    out = {}
+    for key, value in state_dict.items():
+        parts = key.split('.')
+        if parts[0] == 'features':
+            parts = parts[1:]
+        if parts[0] == 'classifier' or not parts[0].isdigit():
+            continue
+        idx = int(parts[0])
+        if idx < len(names):
+            out['.'.join([names[idx]] + parts[1:])] = value
+    return out

@@ -1,0 +1,19 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+requirements = [line.split('#')[0].strip() for line in Path(__file__).with_name('requirements.txt').read_text().splitlines()]
+setup(
+    name='dfdnet',
+    version='0.1.0',
+    description='Blind face restoration with deep multi-scale component dictionaries (DFDNet, ECCV 2020)',
+    packages=find_packages(include=['dfdnet', 'dfdnet.*']),
+    python_requires='>=3.9',
+    install_requires=[r for r in requirements if r and not r.startswith('pytest')],
+    extras_require={'test': ['pytest>=7.4']},
+    entry_points={'console_scripts': [
+        'dfdnet-restore=dfdnet.cli.restore:main',
+        'dfdnet-build-dictionary=dfdnet.cli.build_dictionary:main',
+        'dfdnet-train=dfdnet.cli.train:main',
+    ]},
+)
