@@ -36,14 +36,50 @@ def write_random_dictionaries(folder: Path, num_atoms: int = 4, seed: int = 0, c
     return folder
 
 
+@torch.no_grad()
+def condition_spectral_norm_(model: torch.nn.Module, iters: int = 20) -> torch.nn.Module:
+    """Converge every stored spectral-norm (u, v) pair by power iteration.
+
+    Random u, v give an arbitrary eval-mode sigma (tiny or negative: exploding outputs);
+    converged ones give the top singular value, as in a trained checkpoint.
+    """
+    for module in model.modules():
+        if hasattr(module, 'weight_orig') and hasattr(module, 'weight_u'):
+            weight = module.weight_orig.flatten(1)
+            u = module.weight_u
+            for _ in range(iters):
+                v = torch.nn.functional.normalize(weight.T @ u, dim=0)
+                u = torch.nn.functional.normalize(weight @ v, dim=0)
+            module.weight_u.copy_(u)
+            module.weight_v.copy_(v)
+    return model
+
+
 def write_random_generator(path: Path, seed: int = 0, config=None) -> Path:
     """Write a generator checkpoint in this project's format with seeded random weights."""
     from dfdnet.archs.checkpoint import save_generator
     from dfdnet.archs.dfdnet_arch import DFDNetGenerator
 
     torch.manual_seed(seed)
-    save_generator(DFDNetGenerator(config), path)
+    save_generator(condition_spectral_norm_(DFDNetGenerator(config)), path)
     return path
+
+
+def make_random_released_model(seed: int = 0, dict_dir=None, confidence_bias: float = 1.0):
+    """The released layout (386 keys) with seeded random weights, as ``ReleasedDFDNet``.
+
+    The confidence blocks' output bias is set to ``confidence_bias`` so that A ~ 1 and the chosen
+    atoms visibly shape the updated features (random weights otherwise make A ~ 0).
+    """
+    from dfdnet.archs.released_reference import ReleasedDFDNet
+
+    torch.manual_seed(seed)
+    model = condition_spectral_norm_(ReleasedDFDNet(dict_dir)).eval()
+    with torch.no_grad():
+        for name, module in model.named_children():
+            if name[:3] in ('le_', 're_', 'no_', 'mo_'):
+                module[2].bias.fill_(confidence_bias)
+    return model
 
 
 @pytest.fixture(scope='session')

@@ -111,6 +111,17 @@ class DFDNetGenerator(nn.Module):
         self.dictionaries = bank.to(param.device)
 
     def forward(self, images: torch.Tensor, boxes) -> torch.Tensor:
+        features, updated = self.encode(images, boxes)
+        # The bottleneck sees the un-updated coarsest feature, as released.
+        x = self.multi_scale_dilation(features[3])
+        x = self.upsample0(x, updated[3])
+        x = self.upsample1(x, updated[2])
+        x = self.upsample2(x, updated[1])
+        x = self.upsample3(x, updated[0])
+        return self.upsample4(x)
+
+    def encode(self, images: torch.Tensor, boxes):
+        """Encoder features and their dictionary-updated copies (lists of four, strides 2-16)."""
         size = self.config.image_size
         if images.ndim != 4 or images.shape[1] != 3 or images.shape[2:] != (size, size):
             raise ValueError(f'expected images of shape (B, 3, {size}, {size}), got {tuple(images.shape)}')
@@ -119,17 +130,10 @@ class DFDNetGenerator(nn.Module):
             raise ValueError(f'expected boxes of shape ({images.shape[0]}, 4, 4), got {tuple(boxes.shape)}')
         if self.config.dft_levels and self.dictionaries is None:
             raise RuntimeError('no dictionaries attached: load them with load_generator or set_dictionaries')
-
         features = self.vgg_extractor(images)
         updated = [self._transfer(level, feat, boxes) if level in self.config.dft_levels else feat
                    for level, feat in enumerate(features)]
-        # The bottleneck sees the un-updated coarsest feature, as released.
-        x = self.multi_scale_dilation(features[3])
-        x = self.upsample0(x, updated[3])
-        x = self.upsample1(x, updated[2])
-        x = self.upsample2(x, updated[1])
-        x = self.upsample3(x, updated[0])
-        return self.upsample4(x)
+        return features, updated
 
     def _transfer(self, level: int, feature: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         fsize = self.config.feature_sizes[level]

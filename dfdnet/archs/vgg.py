@@ -8,6 +8,7 @@ Both give features of 128/256/512/512 channels at strides 2/4/8/16.
 from __future__ import annotations
 
 from collections import OrderedDict
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -75,6 +76,10 @@ class VGGEncoder(nn.Module):
         mean, std = ENCODER_NORMALISATION[arch]
         self.register_buffer('mean', torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer('std', torch.tensor(std).view(1, 3, 1, 1))
+        for module in self.vgg_net:
+            if isinstance(module, nn.Conv2d):  # torchvision's VGG initialisation
+                nn.init.kaiming_normal_(module.weight, mode='fan_out', nonlinearity='relu')
+                nn.init.zeros_(module.bias)
         self.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -104,3 +109,38 @@ def torchvision_to_named(state_dict: dict, arch: str = 'vgg19') -> dict:
         if idx < len(names):
             out['.'.join([names[idx]] + parts[1:])] = value
     return out
+
+
+def load_vgg_weights(encoder: VGGEncoder, path) -> None:
+    """Load a VGG weights file into ``encoder`` (strictly, for the layers it has).
+
+    Accepts a torchvision state dict (``features.<idx>.*``, e.g. ImageNet VGG19) or one keyed by
+    layer name (``conv1_1.weight``, e.g. the common PyTorch conversion of Oxford VGG-Face); fully
+    connected layers are ignored. Raises ``CheckpointError`` naming the file on any mismatch.
+    """
+    from dfdnet.errors import CheckpointError
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f'VGG weights file not found: {path}')
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as exc:  # torch.load raises many types for bad files
+        raise CheckpointError(f'cannot read VGG weights {path}: {type(exc).__name__}: {exc}') from exc
+    if isinstance(state, dict) and 'state_dict' in state:
+        state = state['state_dict']
+    if not isinstance(state, dict):
+        raise CheckpointError(f'{path}: expected a state dict, got {type(state).__name__}')
+    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+    if any(k.split('.')[0] == 'features' or k.split('.')[0].isdigit() for k in state):
+        state = torchvision_to_named(state, encoder.arch)
+    # Layers past the last tap and the fully connected layers are not used.
+    wanted = encoder.vgg_net.state_dict()
+    missing = sorted(set(wanted) - set(state))
+    if missing:
+        raise CheckpointError(f'{path}: not a {encoder.arch} weights file; missing {missing[:8]}'
+                              f'{" ..." if len(missing) > 8 else ""}')
+    try:
+        encoder.vgg_net.load_state_dict({k: state[k] for k in wanted}, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f'{path}: {exc}') from exc

@@ -1,0 +1,69 @@
+"""``build_dictionary``: multi-scale component dictionaries from a folder of high-quality faces.
+
+Example: ``python build_dictionary.py -opt options/build_dictionary.yml --input faces/ --output dicts/``
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+
+from dfdnet.dictionary.builder import DictionaryBuildError, build_dictionary
+from dfdnet.dictionary.options import load_options
+from dfdnet.errors import CheckpointError
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument('-opt', '--opt', help='YAML options file (e.g. options/build_dictionary.yml)')
+    parser.add_argument('--input', help='folder of aligned high-quality faces (or photos with --align)')
+    parser.add_argument('--output', help='output folder for the 16 *_center.npy files and dictionary.json')
+    parser.add_argument('--k', type=int, help='atoms per part and scale (paper 256, released 512)')
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument('--checkpoint', help='generator checkpoint whose frozen encoder is used')
+    source.add_argument('--vgg', help='torchvision VGG19 state dict (features.N.* keys)')
+    source.add_argument('--random_encoder', type=int, metavar='SEED',
+                        help='a seeded RANDOM encoder (experiments only; recorded in dictionary.json)')
+    parser.add_argument('--max_faces', type=int, help='use at most this many faces')
+    parser.add_argument('--align', action='store_true', default=None,
+                        help='input holds photos: detect and align every face first')
+    parser.add_argument('--no_flip', action='store_true', help='no horizontal-flip augmentation')
+    parser.add_argument('--landmarks_dir', help='read 68 landmarks from released <name>.txt files here')
+    parser.add_argument('--cache_dir', help='landmark and feature cache (default <output>_cache)')
+    parser.add_argument('--batch_size', type=int, help='faces per encoder pass')
+    parser.add_argument('--gpu_ids', help="GPU index, e.g. 0; -1 for the CPU (default: GPU 0 if any)")
+    parser.add_argument('--seed', type=int, help='seed of the k-means++ initialisation')
+    parser.add_argument('-v', '--verbose', action='store_true', help='debug logging')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    overrides = {'input': args.input, 'output': args.output, 'k': args.k, 'max_faces': args.max_faces,
+                 'faces.align': args.align, 'landmarks_dir': args.landmarks_dir, 'cache_dir': args.cache_dir,
+                 'batch_size': args.batch_size, 'seed': args.seed,
+                 'flip': False if args.no_flip else None,
+                 'gpu_ids': [int(i) for i in args.gpu_ids.split(',')] if args.gpu_ids is not None else None}
+    try:
+        options = load_options(args.opt, overrides)
+        given = {'checkpoint': args.checkpoint, 'vgg': args.vgg, 'random_encoder': args.random_encoder}
+        if any(v is not None for v in given.values()):  # an encoder on the command line replaces the file's
+            options = dataclasses.replace(options, **given)
+        summary = build_dictionary(options)
+    except (DictionaryBuildError, CheckpointError, ValueError, FileNotFoundError) as exc:
+        logging.getLogger('build_dictionary').error('%s', exc)
+        return 2
+    skipped = len(summary.skipped)
+    print(f'wrote K={summary.k} dictionaries to {summary.output} from {summary.faces_used} faces '
+          f'({summary.samples} samples per part and scale); {skipped} face(s)/image(s) skipped'
+          + (f' (listed in {summary.output / "dictionary.json"})' if skipped else '')
+          + f'; {summary.seconds["total"]:.1f} s')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

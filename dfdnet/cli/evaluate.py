@@ -1,0 +1,66 @@
+"""``python scripts/evaluate.py``: metrics of restored faces, per image (CSV) and per method (Markdown)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def _method(text: str) -> tuple[str, Path]:
+    """``NAME=DIR`` or ``DIR`` (the method is then named after the folder)."""
+    if '=' in text:
+        name, folder = text.split('=', 1)
+        return name, Path(folder)
+    return Path(text).name or text, Path(text)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--restored', nargs='+', type=_method, default=[], metavar='[NAME=]DIR',
+                        help='folder(s) of restored faces, one method each')
+    parser.add_argument('--gt', type=Path, default=None,
+                        help='ground-truth folder (without it: no-reference metrics only)')
+    parser.add_argument('--lq', type=Path, default=None, help='low-quality inputs (for --baseline bicubic)')
+    parser.add_argument('--baseline', choices=['bicubic'], action='append', default=[],
+                        help='add a baseline row: bicubic = the --lq images upsampled to the GT size')
+    parser.add_argument('--gt-landmarks', type=Path, default=None,
+                        help='folder of GT landmarks "<name>.png.txt" (released format); default: dlib on the GT')
+    parser.add_argument('--csv', type=Path, default=None, help='write the per-image rows here')
+    parser.add_argument('--crop-border', type=int, default=0, help='pixels cropped from each side for PSNR/SSIM/NIQE')
+    parser.add_argument('--niqe-params', type=Path, default=None,
+                        help='NIQE pristine parameters (.npz, e.g. ../shared/data/metrics/niqe_pris_params.npz)')
+    parser.add_argument('--no-face-metrics', action='store_true', help='skip identity, landmarks and face counts')
+    parser.add_argument('--lpips', choices=['auto', 'off'], default='auto',
+                        help='auto: LPIPS if the lpips package and its weights are present locally')
+    parser.add_argument('--device', default='cpu', help='device for LPIPS')
+    args = parser.parse_args(argv)
+    if not args.restored and not args.baseline:
+        parser.error('give --restored DIR (and/or --baseline bicubic --lq DIR --gt DIR)')
+    return args
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    args = parse_args(argv)
+    from dfdnet.metrics.evaluate import EvaluationOptions, evaluate, markdown_table, summarise, write_csv
+
+    options = EvaluationOptions(restored=args.restored, gt_dir=args.gt, lq_dir=args.lq,
+                                baseline_bicubic='bicubic' in args.baseline, gt_landmarks_dir=args.gt_landmarks,
+                                crop_border=args.crop_border, niqe_params=args.niqe_params,
+                                face_metrics=not args.no_face_metrics, lpips=args.lpips, device=args.device)
+    try:
+        result = evaluate(options)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    if args.csv is not None:
+        write_csv(result.rows, args.csv)
+    print(markdown_table(summarise(result.rows)))
+    if result.messages:
+        print('\nNotes:')
+        for message in result.messages:
+            print(f'- {message}')
+    if args.csv is not None:
+        print(f'\nper-image rows: {args.csv}')
+    return 0

@@ -1,0 +1,253 @@
+"""Paired synthetic test sets from held-out high-quality faces (paper §4 protocol, Eq. 11 preset).
+
+For every HQ face and every setting the degradation parameters are drawn from a generator seeded by
+``(seed, setting name, image name)``, so one image's degradation does not depend on which other
+images are in the set, and the same inputs and seed give byte-identical outputs.
+
+Settings (see docs/evaluation.md):
+
+* ``x4`` / ``x8``: I_d = (I_h ⊗ g_ρ)↓r + n_σ with r = 4 / 8, Gaussian blur ρ ∈ {1:0.1:5} pixels,
+  noise σ ∈ {0:1:15} (0-255 scale), no JPEG: the SR protocol of the paper's Table 1 with the blur
+  and noise ranges of Eq. 11.
+* ``eq11``: the full Eq. 11, I_d = JPEG_q((I_h ⊗ k)↓r + n_σ) with k a Gaussian (ρ ∈ {1:0.1:5}) or,
+  with probability 0.5, one of the motion kernels; r ∈ {1:0.1:8}, σ ∈ {0:1:15}, q ∈ {40:1:80}.
+
+Output layout (``out_dir``)::
+
+    gt/<name>.png                    HQ face, size × size
+    landmarks/<name>.png.txt         dlib 68 landmarks of the GT ("x y" rows, released format)
+    <setting>/lq/<name>.png          degraded input resized back to size × size (bicubic)
+    <setting>/lq_small/<name>.png    the degraded input at its low resolution
+    <setting>/params.json            the drawn parameters of every image
+    manifest.json                    seed, sources, settings, files, skipped inputs
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from dfdnet.data import degradations as deg
+from dfdnet.utils.files import atomic_path
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+
+
+@dataclass(frozen=True)
+class DegradationSetting:
+    """Ranges of one test setting; ``(low, high, step)`` grids as the paper's {low:step:high}."""
+    name: str
+    scale: tuple = (4.0, 4.0, 0.1)
+    gaussian_sigma: tuple = (1.0, 5.0, 0.1)
+    motion_prob: float = 0.0
+    noise_sigma: tuple = (0.0, 15.0, 1.0)
+    jpeg_quality: tuple | None = None
+
+
+SETTINGS = {
+    'x4': DegradationSetting('x4', scale=(4.0, 4.0, 0.1)),
+    'x8': DegradationSetting('x8', scale=(8.0, 8.0, 0.1)),
+    'eq11': DegradationSetting('eq11', scale=(1.0, 8.0, 0.1), motion_prob=0.5, jpeg_quality=(40, 80, 1)),
+}
+
+
+@dataclass
+class MakeTestsetOptions:
+    """What to build. ``sources``: folders of HQ faces; ``motion_kernels``: folder or .npz kernel set
+    (needed when a setting uses motion blur; None: the kernels shipped with the project)."""
+    sources: list
+    out_dir: Path
+    seed: int = 0
+    settings: tuple = ('x4', 'x8', 'eq11')
+    size: int = 512
+    max_images: int | None = None
+    motion_kernels: Path | None = None
+    landmarks: bool = True
+    overwrite: bool = False
+
+
+@dataclass
+class MakeTestsetReport:
+    """Names written and inputs skipped (path -> reason)."""
+    names: list = field(default_factory=list)
+    skipped: dict = field(default_factory=dict)
+
+
+def grid_draw(rng: np.random.Generator, low: float, high: float, step: float) -> float:
+    """A value of the grid low, low + step, ..., high, uniformly (rounded to 10 decimals)."""
+    count = int(math.floor((high - low) / step + 1e-9)) + 1
+    return round(low + step * int(rng.integers(0, count)), 10)
+
+
+def setting_rng(seed: int, setting: str, name: str) -> np.random.Generator:
+    """The generator of one (setting, image): independent of the other images."""
+    return np.random.default_rng([int(seed), zlib.crc32(setting.encode()), zlib.crc32(name.encode())])
+
+
+def sample_parameters(setting: DegradationSetting, rng: np.random.Generator, num_kernels: int) -> dict:
+    """Draw one image's parameters; every value is drawn in a fixed order whether used or not."""
+    use_motion = bool(rng.random() < setting.motion_prob)
+    sigma = grid_draw(rng, *setting.gaussian_sigma)
+    kernel_index = int(rng.integers(0, num_kernels)) if num_kernels else -1
+    scale = grid_draw(rng, *setting.scale)
+    noise = grid_draw(rng, *setting.noise_sigma)
+    noise_seed = int(rng.integers(0, 2 ** 63))
+    quality = int(grid_draw(rng, *setting.jpeg_quality)) if setting.jpeg_quality else None
+    params = {'scale': scale, 'noise_sigma': noise, 'noise_seed': noise_seed, 'jpeg_quality': quality}
+    if use_motion and num_kernels:
+        params['motion_kernel'] = kernel_index
+    else:
+        params['gaussian_sigma'] = sigma
+    return params
+
+
+def degrade(hq: np.ndarray, params: dict, kernels: list) -> np.ndarray:
+    """Apply drawn ``params`` to an (H, W, 3) float32 HQ face -> the small LQ (float32, [0, 1])."""
+    if 'motion_kernel' in params:
+        img = deg.filter_kernel(hq, kernels[params['motion_kernel']])
+    else:
+        img = deg.gaussian_blur(hq, params['gaussian_sigma'])
+    height, width = hq.shape[:2]
+    if params['scale'] > 1:
+        img = deg.resize(img, size=(max(1, round(height / params['scale'])), max(1, round(width / params['scale']))))
+    img = deg.add_gaussian_noise(img, params['noise_sigma'], np.random.default_rng(params['noise_seed']))
+    if params['jpeg_quality'] is not None:
+        img = deg.jpeg_compress(img, params['jpeg_quality'])
+    return img
+
+
+def list_images(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f'image folder not found: {folder}')
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Read an image as (H, W, 3) uint8 RGB; ValueError naming the file if unreadable."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f'cannot read image {path} (missing, corrupt or unsupported format)')
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def write_rgb(path: Path, img_uint8: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(img_uint8, cv2.COLOR_RGB2BGR)):
+            raise OSError(f'OpenCV could not write {path}')
+
+
+def write_json(path: Path, content) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(content, indent=1, sort_keys=True))
+
+
+def collect_sources(sources, report: MakeTestsetReport) -> list[tuple[str, Path]]:
+    """(output name, path) of every HQ face; exact pixel duplicates across folders are skipped and a
+    clashing name with different pixels is prefixed by its folder name."""
+    chosen, seen_hashes, names = [], {}, set()
+    for folder in map(Path, sources):
+        for path in list_images(folder):
+            try:
+                digest = hashlib.sha1(read_rgb(path).tobytes()).hexdigest()
+            except ValueError as exc:
+                report.skipped[str(path)] = str(exc)
+                logger.warning('%s', exc)
+                continue
+            if digest in seen_hashes:
+                report.skipped[str(path)] = f'same pixels as {seen_hashes[digest]}'
+                logger.info('skipping %s: same pixels as %s', path, seen_hashes[digest])
+                continue
+            name = path.stem if path.stem not in names else f'{folder.name}_{path.stem}'
+            seen_hashes[digest] = path
+            names.add(name)
+            chosen.append((name, path))
+    return chosen
+
+
+def build_testset(options: MakeTestsetOptions, face_models=None) -> MakeTestsetReport:
+    """Write the test set described in the module docstring; returns what was written and skipped.
+
+    ``face_models``: a ``dfdnet.metrics.face_dlib.DlibFaceModels`` for the GT landmarks (made here
+    when ``options.landmarks`` and None).
+    """
+    out_dir = Path(options.out_dir)
+    unknown = [s for s in options.settings if s not in SETTINGS]
+    if unknown:
+        raise ValueError(f'unknown test setting(s) {unknown}; choose from {sorted(SETTINGS)}')
+    for source in map(Path, options.sources):
+        if out_dir.resolve() == source.resolve() or source.resolve() in out_dir.resolve().parents:
+            raise ValueError(f'output folder {out_dir} must not be (inside) the source folder {source}')
+    if (out_dir / 'manifest.json').exists() and not options.overwrite:
+        raise FileExistsError(f'{out_dir} already holds a test set (manifest.json); pass overwrite to replace it')
+
+    kernels, kernel_source = [], None
+    if any(SETTINGS[s].motion_prob > 0 for s in options.settings):
+        from dfdnet.data.motion_kernels import load_kernel_set
+
+        if options.motion_kernels is not None:
+            kernel_source = Path(options.motion_kernels)
+        else:
+            from dfdnet.data.degradation_pipeline import SHIPPED_MOTION_KERNELS
+            kernel_source = SHIPPED_MOTION_KERNELS
+        kernels = [np.asarray(k, dtype=np.float64) for k in load_kernel_set(kernel_source)]
+    if options.landmarks and face_models is None:
+        from dfdnet.metrics.face_dlib import DlibFaceModels
+        face_models = DlibFaceModels()
+
+    report = MakeTestsetReport()
+    faces = collect_sources(options.sources, report)
+    if options.max_images is not None:
+        faces = faces[:options.max_images]
+    if not faces:
+        raise ValueError(f'no readable images in {[str(s) for s in options.sources]}')
+    all_params = {s: {} for s in options.settings}
+    for name, path in tqdm(faces, desc='test set', unit='face'):
+        try:
+            hq_uint8 = read_rgb(path)
+            if hq_uint8.shape[:2] != (options.size, options.size):
+                logger.info('%s is %dx%d: resizing to %d', path, hq_uint8.shape[1], hq_uint8.shape[0], options.size)
+                hq_uint8 = cv2.resize(hq_uint8, (options.size, options.size), interpolation=cv2.INTER_AREA)
+        except ValueError as exc:
+            report.skipped[str(path)] = str(exc)
+            logger.warning('%s', exc)
+            continue
+        write_rgb(out_dir / 'gt' / f'{name}.png', hq_uint8)
+        if options.landmarks:
+            from dfdnet.data.landmark_cache import write_landmark_txt
+
+            box = face_models.face_box(hq_uint8)
+            write_landmark_txt(out_dir / 'landmarks' / f'{name}.png.txt', face_models.landmarks68(hq_uint8, box))
+        hq = hq_uint8.astype(np.float32) / 255.0
+        for setting_name in options.settings:
+            setting = SETTINGS[setting_name]
+            params = sample_parameters(setting, setting_rng(options.seed, setting_name, name), len(kernels))
+            small = deg.to_uint8(degrade(hq, params, kernels))
+            full = deg.to_uint8(deg.resize(small.astype(np.float32) / 255.0, size=hq.shape[:2]))
+            write_rgb(out_dir / setting_name / 'lq_small' / f'{name}.png', small)
+            write_rgb(out_dir / setting_name / 'lq' / f'{name}.png', full)
+            all_params[setting_name][name] = params
+        report.names.append(name)
+    for setting_name, params in all_params.items():
+        write_json(out_dir / setting_name / 'params.json', params)
+    write_json(out_dir / 'manifest.json', {
+        'seed': options.seed, 'size': options.size,
+        'sources': [str(s) for s in options.sources],
+        'motion_kernels': str(kernel_source) if kernel_source else None,
+        'settings': {s: dataclasses.asdict(SETTINGS[s]) for s in options.settings},
+        'images': report.names, 'skipped': report.skipped,
+        'landmarks': 'dlib68 on gt' if options.landmarks else None,
+    })
+    logger.info('wrote %d faces x %d settings to %s (%d inputs skipped)', len(report.names),
+                len(options.settings), out_dir, len(report.skipped))
+    return report

@@ -1,0 +1,113 @@
+"""Options of ``build_dictionary``: one YAML file parsed once into dataclasses, then CLI overrides."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from dfdnet.dictionary.faces import FaceOptions
+
+
+@dataclass
+class KMeansOptions:
+    """Lloyd stopping rules and memory limits (bytes are given in MiB / GiB)."""
+    max_iter: int = 100
+    tol: float = 1e-4
+    chunk_mb: int = 256            # float32 rows per distance block, in MiB
+    resident_gb: float = 4.0       # copy a (part, level)'s features to the device when at most this big
+
+
+@dataclass
+class BuildOptions:
+    """Everything a dictionary build depends on. Paths are strings; None means "not given"."""
+    input: str | None = None
+    output: str | None = None
+    k: int = 256
+    checkpoint: str | None = None
+    vgg: str | None = None
+    random_encoder: int | None = None
+    encoder: str = 'vgg19'         # architecture for --vgg / --random_encoder (a checkpoint says its own)
+    max_faces: int | None = None
+    flip: bool = True
+    seed: int = 0
+    gpu_ids: list | None = None    # None: CUDA 0 when available, else CPU; [-1]: CPU
+    batch_size: int = 4
+    landmarks_dir: str | None = None   # released <name>.txt files instead of dlib
+    landmark_cache: str | None = None  # default <cache_dir>/landmarks.npz
+    cache_dir: str | None = None       # default <output>_cache (next to the output folder)
+    faces: FaceOptions = field(default_factory=FaceOptions)
+    kmeans: KMeansOptions = field(default_factory=KMeansOptions)
+
+    @property
+    def align(self) -> bool:
+        return self.faces.align
+
+    def cache_folder(self) -> Path:
+        if self.cache_dir:
+            return Path(self.cache_dir)
+        out = Path(self.output)
+        return out.parent / f'{out.name}_cache'
+
+    def landmark_cache_path(self) -> Path:
+        return Path(self.landmark_cache) if self.landmark_cache else self.cache_folder() / 'landmarks.npz'
+
+    def validate(self) -> 'BuildOptions':
+        if not self.input:
+            raise ValueError('no input folder: set input in the options file or pass --input DIR')
+        if not self.output:
+            raise ValueError('no output folder: set output in the options file or pass --output DIR')
+        if int(self.k) < 1:
+            raise ValueError(f'k must be a positive number of atoms, got {self.k}')
+        if self.max_faces is not None and int(self.max_faces) < 1:
+            raise ValueError(f'max_faces must be positive, got {self.max_faces}')
+        if self.batch_size < 1:
+            raise ValueError(f'batch_size must be positive, got {self.batch_size}')
+        if Path(self.output).resolve() == Path(self.input).resolve():
+            raise ValueError('the output folder must not be the input folder')
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _build(cls, values: dict, where: str):
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ValueError(f'{where}: unknown option(s) {unknown}; known: {sorted(names)}')
+    kwargs = {}
+    for key, value in values.items():
+        nested = {'faces': FaceOptions, 'kmeans': KMeansOptions}.get(key) if cls is BuildOptions else None
+        if nested is not None:
+            if not isinstance(value, dict):
+                raise ValueError(f'{where}: {key} must be a mapping, got {value!r}')
+            value = _build(nested, value, f'{where}: {key}')
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def load_options(path=None, overrides: dict | None = None) -> BuildOptions:
+    """Options from a YAML file (``path``, optional), with ``overrides`` (dotted keys such as
+    ``faces.align``) applied on top; values of None in ``overrides`` are ignored."""
+    values = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f'options file not found: {path}')
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f'cannot parse options file {path}: {exc}') from exc
+        if not isinstance(values, dict):
+            raise ValueError(f'{path}: expected a mapping of options, got {type(values).__name__}')
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        target = values
+        *parents, leaf = key.split('.')
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    return _build(BuildOptions, values, str(path or 'options'))

@@ -1,0 +1,179 @@
+"""Facial landmarks: dlib's 5- and 68-point shape predictors, an optional local FAN model,
+and the released ``<image name>.txt`` landmark files (68 rows "x y").
+
+The released code ran face-alignment's FAN on the aligned crop; its weights download at run
+time, so here dlib's 68-point model is the offline default and FAN is used only from a
+TorchScript file the user already has (face-alignment's ``2DFAN4`` .zip). Nothing downloads.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from dfdnet.face.detection import box_to_rect
+
+logger = logging.getLogger(__name__)
+
+LANDMARK_MODELS = ('dlib', 'fan')
+
+
+class LandmarkError(ValueError):
+    """Landmarks could not be found or read (the message says which face or file)."""
+
+
+def dlib_model_path(num_points: int, path=None) -> Path:
+    """Path of dlib's ``num_points`` (5 or 68) shape predictor: ``path`` or face_recognition_models'."""
+    if path is not None:
+        return Path(path)
+    import face_recognition_models
+
+    if num_points == 5:
+        return Path(face_recognition_models.pose_predictor_five_point_model_location())
+    if num_points == 68:
+        return Path(face_recognition_models.pose_predictor_model_location())
+    raise ValueError(f'dlib shape predictors have 5 or 68 points, not {num_points}')
+
+
+class DlibLandmarker:
+    """dlib shape predictor: ``landmarker(image, box)`` -> (N, 2) float64 (x, y) pixels.
+
+    image: (H, W, 3) RGB or (H, W) grey, uint8; box: [left, top, right, bottom] of the face.
+    """
+
+    def __init__(self, num_points: int = 68, model_path=None):
+        import dlib
+
+        path = dlib_model_path(num_points, model_path)
+        if not path.is_file():
+            raise FileNotFoundError(f'dlib shape predictor not found: {path}')
+        self._predictor = dlib.shape_predictor(str(path))
+        probe = self._predictor(np.zeros((32, 32), np.uint8), dlib.rectangle(4, 4, 27, 27))
+        self.num_points = probe.num_parts  # the predictor object does not expose its point count
+        if self.num_points != num_points:
+            raise ValueError(f'{path} predicts {self.num_points} points, expected {num_points}')
+
+    def __call__(self, image: np.ndarray, box) -> np.ndarray:
+        shape = self._predictor(np.ascontiguousarray(image), box_to_rect(box))
+        return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+
+
+class FANLandmarker:
+    """face-alignment's 2D-FAN (68 points) from a local TorchScript file.
+
+    The face is cropped as face-alignment does (centre moved up by 12% of the box height,
+    side 200 * scale with scale = (width + height) / 195, resized to 256) and the 64 x 64
+    heatmaps are decoded with its quarter-pixel refinement.
+    """
+
+    INPUT_SIZE = 256
+    HEATMAP_SIZE = 64
+
+    def __init__(self, weights_path, device='cpu'):
+        import torch
+
+        if weights_path is None:
+            raise LandmarkError('the FAN landmark model needs a local weights file (--fan_weights); '
+                                'this project never downloads it. Use the dlib 68-point model instead.')
+        path = Path(weights_path)
+        if not path.is_file():
+            raise LandmarkError(f'FAN weights file not found: {path}')
+        try:
+            self._net = torch.jit.load(str(path), map_location=device).eval()
+        except Exception as exc:
+            raise LandmarkError(f'cannot load FAN weights {path} (expected face-alignment\'s TorchScript '
+                                f'2DFAN4 file): {exc}') from exc
+        self.device = device
+        self.num_points = 68
+
+    @staticmethod
+    def crop_affine(box) -> np.ndarray:
+        """(2, 3) affine from the image to the 256 FAN input for a box [l, t, r, b]."""
+        l, t, r, b = np.asarray(box, dtype=np.float64)
+        centre = np.array([(l + r) / 2.0, (t + b) / 2.0 - (b - t) * 0.12])
+        side = 200.0 * ((r - l) + (b - t)) / 195.0
+        scale = FANLandmarker.INPUT_SIZE / side
+        return np.array([[scale, 0.0, FANLandmarker.INPUT_SIZE / 2.0 - scale * centre[0]],
+                         [0.0, scale, FANLandmarker.INPUT_SIZE / 2.0 - scale * centre[1]]])
+
+    @staticmethod
+    def decode_heatmaps(heatmaps: np.ndarray) -> np.ndarray:
+        """(68, 64, 64) heatmaps -> (68, 2) (x, y) in 256-px crop coordinates (pixel centres)."""
+        num, height, width = heatmaps.shape
+        flat = heatmaps.reshape(num, -1).argmax(axis=1)
+        ys, xs = np.divmod(flat, width)
+        points = np.stack([xs, ys], axis=1).astype(np.float64)
+        for i, (x, y) in enumerate(zip(xs, ys)):
+            if 0 < x < width - 1:
+                points[i, 0] += 0.25 * np.sign(heatmaps[i, y, x + 1] - heatmaps[i, y, x - 1])
+            if 0 < y < height - 1:
+                points[i, 1] += 0.25 * np.sign(heatmaps[i, y + 1, x] - heatmaps[i, y - 1, x])
+        stride = FANLandmarker.INPUT_SIZE / width
+        return (points + 0.5) * stride - 0.5
+
+    def __call__(self, image: np.ndarray, box) -> np.ndarray:
+        import cv2
+        import torch
+
+        from dfdnet.face.alignment import invert_affine, transform_points
+
+        if image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        affine = self.crop_affine(box)
+        crop = cv2.warpAffine(image, affine, (self.INPUT_SIZE, self.INPUT_SIZE), flags=cv2.INTER_LINEAR)
+        tensor = torch.from_numpy(crop).permute(2, 0, 1)[None].float().div(255.0).to(self.device)
+        with torch.inference_mode():
+            out = self._net(tensor)
+        if isinstance(out, (list, tuple)):
+            out = out[-1]
+        heatmaps = out[0].float().cpu().numpy()
+        if heatmaps.shape[0] != 68:
+            raise LandmarkError(f'FAN model returned {heatmaps.shape[0]} heatmaps, expected 68')
+        return transform_points(self.decode_heatmaps(heatmaps), invert_affine(affine))
+
+
+def build_landmarker(kind: str = 'dlib', model_path=None, device='cpu'):
+    """68-point landmarker on aligned crops: 'dlib' (``model_path`` overrides the .dat) or 'fan'
+    (``model_path`` = local TorchScript weights, required)."""
+    if kind == 'dlib':
+        return DlibLandmarker(68, model_path)
+    if kind == 'fan':
+        return FANLandmarker(model_path, device=device)
+    raise ValueError(f'unknown landmark model {kind!r}; choose one of {LANDMARK_MODELS}')
+
+
+def read_landmarks(path, num_points: int = 68) -> np.ndarray:
+    """Read a released landmark file (``num_points`` rows "x y") -> (num_points, 2) float64."""
+    path = Path(path)
+    try:
+        points = np.loadtxt(path, dtype=np.float64, ndmin=2)
+    except Exception as exc:
+        raise LandmarkError(f'cannot read landmark file {path}: {exc}') from exc
+    if points.shape != (num_points, 2) or not np.all(np.isfinite(points)):
+        raise LandmarkError(f'landmark file {path} must hold {num_points} rows "x y" of finite numbers, '
+                            f'got shape {points.shape}')
+    return points
+
+
+def write_landmarks(path, points) -> Path:
+    """Write landmarks (N, 2) as N rows "x y" (3 decimals, as released), atomically."""
+    from dfdnet.utils.files import atomic_path
+
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise ValueError(f'landmarks must be (N, 2), got {points.shape}')
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        np.savetxt(tmp, points, fmt='%.3f')
+    return path
+
+
+def landmark_file_for(image_path, landmarks_dir) -> Path | None:
+    """``landmarks_dir/<image file name>.txt`` (released naming), else ``<stem>.txt``; None if neither exists."""
+    image_path = Path(image_path)
+    for name in (image_path.name + '.txt', image_path.stem + '.txt'):
+        candidate = Path(landmarks_dir) / name
+        if candidate.is_file():
+            return candidate
+    return None

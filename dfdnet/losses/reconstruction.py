@@ -1,0 +1,86 @@
+"""Reconstruction loss of the paper (Eq. 7): pixel MSE plus a perceptual MSE on four layers."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dfdnet.archs.vgg import VGGEncoder, torchvision_to_named
+from dfdnet.errors import CheckpointError
+
+logger = logging.getLogger(__name__)
+
+
+class ReconstructionLoss(nn.Module):
+    """λ_l2 · MSE(Î, I) + Σ_m λ_p,m · ‖Ψ_m(Î) − Ψ_m(I)‖² / (C_m H_m W_m), averaged over the batch.
+
+    Args:
+        feature_net: frozen module mapping (B, 3, H, W) in [-1, 1] to a list of feature maps
+            (e.g. ``VGGEncoder``: relu2_2, relu3_4, relu4_4, conv5_4); it is not trained and not
+            owned (it may be the generator's own encoder).
+        pixel_weight: λ_l2 (100 in the paper).
+        perceptual_weights: λ_p, one per feature map (0.5, 1, 2, 4 in the paper).
+    forward(output, target) -> (total, {'l_pix': ..., 'l_percep': ...}) scalar tensors.
+    """
+
+    def __init__(self, feature_net: nn.Module, pixel_weight: float = 100.0, perceptual_weights=(0.5, 1.0, 2.0, 4.0)):
+        super().__init__()
+        # Keep the network out of this module's parameters/state dict: it is frozen and shared.
+        self._feature_net = [feature_net]
+        self.pixel_weight = float(pixel_weight)
+        self.perceptual_weights = tuple(float(w) for w in perceptual_weights)
+
+    @property
+    def feature_net(self) -> nn.Module:
+        return self._feature_net[0]
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor):
+        l_pix = F.mse_loss(output, target) * self.pixel_weight
+        l_percep = output.new_zeros(())
+        if any(self.perceptual_weights):
+            out_feats = self.feature_net(output)
+            with torch.no_grad():
+                target_feats = self.feature_net(target)
+            if len(out_feats) != len(self.perceptual_weights):
+                raise ValueError(f'{len(self.perceptual_weights)} perceptual weights for {len(out_feats)} feature maps')
+            for weight, out_f, tgt_f in zip(self.perceptual_weights, out_feats, target_feats):
+                # mean over C·H·W and the batch = ‖·‖² / (C H W) averaged over samples
+                l_percep = l_percep + weight * F.mse_loss(out_f.float(), tgt_f.float())
+        return l_pix + l_percep, {'l_pix': l_pix.detach(), 'l_percep': l_percep.detach()}
+
+
+def load_vgg_encoder(arch: str, path) -> VGGEncoder:
+    """A frozen ``VGGEncoder`` ('vgg19' or 'vggface') with weights from a user file.
+
+    Accepts a torchvision-layout state dict (``features.<idx>.*`` or ``<idx>.*``; classifier keys
+    are ignored), optionally under a ``state_dict``/``params`` key, or this project's layer names
+    (``conv1_1.weight``, ...). Every conv the encoder needs must be present.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f'VGG weights file not found: {path}')
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as exc:  # torch.load raises many types for bad files
+        raise CheckpointError(f'cannot read VGG weights {path}: {type(exc).__name__}: {exc}') from exc
+    for key in ('state_dict', 'params'):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise CheckpointError(f'{path}: expected a state dict, got {type(state).__name__}')
+    encoder = VGGEncoder(arch)
+    named = state if any(k.startswith('conv1_1.') for k in state) else torchvision_to_named(state, arch)
+    wanted = encoder.vgg_net.state_dict()
+    named = {k: v for k, v in named.items() if k in wanted}
+    missing = sorted(set(wanted) - set(named))
+    if missing:
+        raise CheckpointError(f'{path}: not a {arch} VGG state dict (missing {missing[:6]}{"..." if len(missing) > 6 else ""})')
+    try:
+        encoder.vgg_net.load_state_dict(named)
+    except RuntimeError as exc:
+        raise CheckpointError(f'{path}: {exc}') from exc
+    logger.info('loaded %s encoder weights from %s', arch, path)
+    return encoder.requires_grad_(False).eval()

@@ -1,0 +1,206 @@
+"""The DFDNet training model: generator (frozen encoder, fixed dictionaries), multi-scale
+discriminator, losses (Eq. 7-9), Adam + ReduceLROnPlateau, optional EMA of G and autocast.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from dfdnet.data.degradations import to_uint8
+from dfdnet.losses import ReconstructionLoss, hinge_d_loss, hinge_g_loss
+from dfdnet.metrics import calculate_psnr, calculate_ssim
+
+logger = logging.getLogger(__name__)
+
+AMP_DTYPES = {None: None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+class GeneratorEMA:
+    """Exponential moving average of every floating-point entry of G's state dict (params and
+    spectral-norm vectors). ``swapped_in(model)`` temporarily loads the averaged weights."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = float(decay)
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for key, value in model.state_dict().items():
+            if key in self.shadow:
+                self.shadow[key].lerp_(value.detach(), 1.0 - self.decay)
+
+    @contextlib.contextmanager
+    def swapped_in(self, model: nn.Module):
+        current = {k: v.detach().clone() for k, v in model.state_dict().items() if k in self.shadow}
+        model.load_state_dict(self.shadow, strict=False)
+        try:
+            yield model
+        finally:
+            model.load_state_dict(current, strict=False)
+
+
+class DFDNetModel:
+    """Holds the networks, optimisers and schedulers of one training run.
+
+    Args:
+        net_g: ``DFDNetGenerator`` with dictionaries attached; its ``vgg_extractor`` stays frozen.
+        net_d: ``MultiScaleDiscriminator``.
+        options: ``OptimOptions`` (losses, lr, betas, patience, EMA, amp).
+        device: torch device. perceptual_net: frozen feature network (default: G's encoder).
+        distributed: wrap G and D in ``DistributedDataParallel``.
+    """
+
+    def __init__(self, net_g: nn.Module, net_d: nn.Module, options, device, perceptual_net=None,
+                 distributed: bool = False):
+        self.options = options
+        self.device = torch.device(device)
+        self.distributed = distributed
+        net_g.vgg_extractor.requires_grad_(False)
+        net_g.to(self.device)
+        net_d.to(self.device)
+        perceptual_net = (perceptual_net if perceptual_net is not None else net_g.vgg_extractor).to(self.device)
+        perceptual_net.requires_grad_(False)
+        self.trainable_g = [p for p in net_g.parameters() if p.requires_grad]
+        if distributed:
+            ids = [self.device.index] if self.device.type == 'cuda' else None
+            net_g = DistributedDataParallel(net_g, device_ids=ids,
+                                            find_unused_parameters=options.find_unused_parameters)
+            net_d = DistributedDataParallel(net_d, device_ids=ids)
+        self.net_g, self.net_d = net_g, net_d
+        self.recon_loss = ReconstructionLoss(perceptual_net, options.pixel_weight, options.perceptual_weights)
+        self.optimizer_g = torch.optim.Adam(self.trainable_g, lr=options.lr_g, betas=tuple(options.betas))
+        self.optimizer_d = torch.optim.Adam(unwrap(net_d).parameters(), lr=options.lr_d, betas=tuple(options.betas))
+        self.scheduler_g, self.scheduler_d = (
+            torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode='min', factor=options.lr_factor,
+                                                       patience=options.lr_patience, min_lr=options.min_lr)
+            for opt in (self.optimizer_g, self.optimizer_d))
+        self.amp_dtype = AMP_DTYPES[options.amp]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=options.amp == 'fp16')
+        self.ema = GeneratorEMA(unwrap(net_g), options.ema_decay) if options.ema_decay > 0 else None
+
+    # ------------------------------------------------------------------ training
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def train_mode(self) -> None:
+        self.net_g.train()
+        self.net_d.train()
+        unwrap(self.net_g).vgg_extractor.eval()
+
+    def optimize_parameters(self, batch: dict) -> dict:
+        """One G step then one D step on ``batch``; returns the loss values (floats)."""
+        lq = batch['lq'].to(self.device, non_blocking=True)
+        gt = batch['gt'].to(self.device, non_blocking=True)
+        boxes = batch['boxes'].to(self.device, non_blocking=True)
+        d_plain = unwrap(self.net_d)
+        # Generator: reconstruction + weighted hinge adversarial loss; D is not updated here.
+        d_plain.requires_grad_(False)
+        no_sync = self.net_d.no_sync() if self.distributed else contextlib.nullcontext()
+        with self._autocast():
+            output = self.net_g(lq, boxes)
+            l_rec, parts = self.recon_loss(output.float(), gt)
+            with no_sync:
+                fake_logits = self.net_d(output)
+            l_adv = hinge_g_loss([f.float() for f in fake_logits], self.options.adversarial_weights)
+            l_g = l_rec + l_adv
+        self.optimizer_g.zero_grad(set_to_none=True)
+        self.scaler.scale(l_g).backward()
+        self.scaler.step(self.optimizer_g)
+        # Discriminator: one forward on real and fake together (one DDP forward per backward).
+        d_plain.requires_grad_(True)
+        with self._autocast():
+            logits = self.net_d(torch.cat([gt, output.detach()]))
+            real_logits = [x[:gt.shape[0]].float() for x in logits]
+            fake_logits = [x[gt.shape[0]:].float() for x in logits]
+            l_d = hinge_d_loss(real_logits, fake_logits)
+        self.optimizer_d.zero_grad(set_to_none=True)
+        self.scaler.scale(l_d).backward()
+        self.scaler.step(self.optimizer_d)
+        self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(unwrap(self.net_g))
+        losses = {'l_g_total': l_g, 'l_pix': parts['l_pix'], 'l_percep': parts['l_percep'], 'l_g_adv': l_adv,
+                  'l_d': l_d, 'd_real': torch.stack([x.mean() for x in real_logits]).mean(),
+                  'd_fake': torch.stack([x.mean() for x in fake_logits]).mean()}
+        values = {k: float(v.detach()) for k, v in losses.items()}
+        bad = [k for k, v in values.items() if not np.isfinite(v)]
+        if bad:
+            raise FloatingPointError(f'non-finite losses {bad}: {values}')
+        return values
+
+    # ------------------------------------------------------------------ validation
+    @torch.no_grad()
+    def validate(self, loader, use_ema: bool = True, keep_images: int = 0):
+        """Restore the validation set; returns (metrics dict, list of (name, lq, out, gt) uint8 images).
+
+        metrics: ``recon_loss`` (Eq. 7 without the adversarial part, mean over faces), ``psnr``,
+        ``ssim`` (RGB, 0-255, mean over faces). Uses the EMA weights when there are any.
+        """
+        net_g = unwrap(self.net_g)
+        was_training = net_g.training
+        net_g.eval()
+        ema_ctx = self.ema.swapped_in(net_g) if (use_ema and self.ema is not None) else contextlib.nullcontext()
+        totals = {'recon_loss': 0.0, 'psnr': 0.0, 'ssim': 0.0}
+        count, images = 0, []
+        with ema_ctx:
+            for batch in loader:
+                lq, gt = batch['lq'].to(self.device), batch['gt'].to(self.device)
+                with self._autocast():
+                    output = net_g(lq, batch['boxes'].to(self.device)).float()
+                for i in range(lq.shape[0]):
+                    l_rec, _ = self.recon_loss(output[i:i + 1], gt[i:i + 1])
+                    out_img, gt_img = tensor_to_uint8(output[i]), tensor_to_uint8(gt[i])
+                    totals['recon_loss'] += float(l_rec)
+                    totals['psnr'] += calculate_psnr(out_img, gt_img)
+                    totals['ssim'] += calculate_ssim(out_img, gt_img)
+                    if len(images) < keep_images:
+                        images.append((batch['path'][i], tensor_to_uint8(lq[i]), out_img, gt_img))
+                    count += 1
+        net_g.train(was_training)
+        if count == 0:
+            raise ValueError('the validation set is empty')
+        return {k: float(v / count) for k, v in totals.items()}, images
+
+    def step_schedulers(self, val_recon_loss: float) -> None:
+        """Halve the learning rates when the validation reconstruction loss stops decreasing."""
+        self.scheduler_g.step(val_recon_loss)
+        self.scheduler_d.step(val_recon_loss)
+
+    def learning_rates(self) -> dict:
+        return {'lr_g': self.optimizer_g.param_groups[0]['lr'], 'lr_d': self.optimizer_d.param_groups[0]['lr']}
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        return {'net_g': unwrap(self.net_g).state_dict(), 'net_d': unwrap(self.net_d).state_dict(),
+                'optimizer_g': self.optimizer_g.state_dict(), 'optimizer_d': self.optimizer_d.state_dict(),
+                'scheduler_g': self.scheduler_g.state_dict(), 'scheduler_d': self.scheduler_d.state_dict(),
+                'scaler': self.scaler.state_dict(), 'ema': self.ema.shadow if self.ema is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        unwrap(self.net_g).load_state_dict(state['net_g'])
+        unwrap(self.net_d).load_state_dict(state['net_d'])
+        self.optimizer_g.load_state_dict(state['optimizer_g'])
+        self.optimizer_d.load_state_dict(state['optimizer_d'])
+        self.scheduler_g.load_state_dict(state['scheduler_g'])
+        self.scheduler_d.load_state_dict(state['scheduler_d'])
+        self.scaler.load_state_dict(state['scaler'])
+        if self.ema is not None:
+            if state.get('ema') is None:
+                raise ValueError('the training state has no EMA weights but train.ema_decay > 0')
+            self.ema.shadow = {k: v.to(self.device) for k, v in state['ema'].items()}
+
+
+def tensor_to_uint8(img: torch.Tensor) -> np.ndarray:
+    """(3, H, W) in [-1, 1] -> (H, W, 3) uint8 RGB."""
+    return to_uint8((img.detach().float().cpu().clamp(-1, 1).numpy().transpose(1, 2, 0) + 1) / 2)

@@ -1,0 +1,132 @@
+"""From a photo to aligned faces ready for the generator: detect, align, 68 landmarks, boxes."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from dfdnet.face.alignment import ALIGNED_FACE_BOX_512, alignment_transforms, face_template, warp_face
+from dfdnet.face.components import LANDMARK_GROUPS, component_boxes
+from dfdnet.face.landmarks import LandmarkError
+from dfdnet.pipeline.summary import StageTimer
+
+logger = logging.getLogger(__name__)
+
+# 68-point landmarks whose eyes lie further than this fraction of the crop from the template's
+# eyes are treated as failed (the 68-point model went astray on this face).
+MAX_EYE_OFFSET = 1.0 / 6.0
+
+
+@dataclass
+class PreparedFace:
+    """One face ready for restoration.
+
+    crop: (S, S, 3) uint8 RGB aligned face; landmarks68: (68, 2) in crop pixels;
+    boxes: (4, 4) int component boxes. Whole-image mode also sets box / score (detection, image
+    pixels), landmarks5 (image pixels), affine (image -> crop) and paste_affine (crop -> image
+    resized by the upscale factor).
+    """
+    index: int
+    crop: np.ndarray
+    landmarks68: np.ndarray
+    boxes: np.ndarray
+    box: np.ndarray | None = None
+    score: float | None = None
+    landmarks5: np.ndarray | None = None
+    affine: np.ndarray | None = None
+    paste_affine: np.ndarray | None = None
+
+
+@dataclass
+class SkippedFace:
+    index: int
+    reason: str
+
+
+def check_component_boxes(boxes: np.ndarray, size: int) -> None:
+    """Raise ``LandmarkError`` unless every component box is non-empty inside the ``size`` crop."""
+    for box in np.asarray(boxes):
+        x1, y1, x2, y2 = (int(v) for v in box)
+        if min(x2, size) - max(x1, 0) < 2 or min(y2, size) - max(y1, 0) < 2:
+            raise LandmarkError(f'component box {[x1, y1, x2, y2]} lies outside the {size}-px face')
+
+
+class FacePreparer:
+    """Face tools built once and used for every image.
+
+    face_size: side of the aligned crop (the generator's image size).
+    detector: a ``FaceDetector`` (None in aligned mode); landmarks5: a 5-point ``DlibLandmarker``
+    (None in aligned mode); landmarks68: a 68-point landmarker on aligned crops.
+    template: (5, 2) five-point template for ``face_size``; only_largest: keep one face per image.
+    """
+
+    def __init__(self, face_size, landmarks68, detector=None, landmarks5=None, template=None,
+                 only_largest=False):
+        self.face_size = int(face_size)
+        self.detector = detector
+        self.landmarks5 = landmarks5
+        self.landmarks68 = landmarks68
+        self.template = face_template(self.face_size) if template is None else np.asarray(template, np.float64)
+        self.only_largest = only_largest
+        self.crop_box = ALIGNED_FACE_BOX_512 * (self.face_size / 512.0)
+
+    def crop_landmarks(self, crop: np.ndarray, check_template: bool = True) -> np.ndarray:
+        """68 landmarks on an aligned crop (the predictor gets the typical box of an aligned face)."""
+        points = self.landmarks68(crop, self.crop_box)
+        if points.shape != (68, 2) or not np.all(np.isfinite(points)):
+            raise LandmarkError(f'the landmark model returned {points.shape} points')
+        if check_template:
+            eyes = np.stack([points[LANDMARK_GROUPS['left_eye'][5:]].mean(0),
+                             points[LANDMARK_GROUPS['right_eye'][5:]].mean(0)])
+            expected = np.stack([self.template[2:4].mean(0), self.template[0:2].mean(0)])
+            offset = float(np.linalg.norm(eyes - expected, axis=1).max())
+            if offset > MAX_EYE_OFFSET * self.face_size:
+                raise LandmarkError(f'68-point landmarks put the eyes {offset:.0f} px from the template')
+        return points
+
+    def _finish(self, index, crop, landmarks68, **extra) -> PreparedFace:
+        boxes = component_boxes(landmarks68, self.face_size)
+        check_component_boxes(boxes, self.face_size)
+        return PreparedFace(index=index, crop=crop, landmarks68=landmarks68, boxes=boxes, **extra)
+
+    def faces_in_image(self, rgb: np.ndarray, upscale: float, timer: StageTimer | None = None):
+        """Detect and align every face of an (H, W, 3) uint8 RGB photo.
+
+        Returns (faces, skipped, number detected); a face whose landmarks fail is skipped with
+        its reason and the others go on. ``timer`` collects 'detect', 'align' and 'landmarks'.
+        """
+        if self.detector is None or self.landmarks5 is None:
+            raise RuntimeError('FacePreparer was built without a detector (aligned mode)')
+        timer = timer or StageTimer()
+        with timer('detect'):
+            detections = self.detector(rgb)
+        if self.only_largest:
+            detections = detections.largest()
+        faces, skipped = [], []
+        for index, (box, score) in enumerate(zip(detections.boxes, detections.scores)):
+            try:
+                with timer('align'):
+                    points5 = self.landmarks5(rgb, box)
+                    affine, paste_affine = alignment_transforms(points5, upscale, self.face_size, self.template)
+                    crop = warp_face(rgb, affine, self.face_size)
+                with timer('landmarks'):
+                    landmarks68 = self.crop_landmarks(crop)
+                faces.append(self._finish(index, crop, landmarks68, box=box, score=float(score),
+                                          landmarks5=points5, affine=affine, paste_affine=paste_affine))
+            except (LandmarkError, ValueError) as exc:
+                skipped.append(SkippedFace(index, str(exc)))
+        return faces, skipped, len(detections)
+
+    def aligned_face(self, rgb: np.ndarray, landmarks68=None) -> PreparedFace:
+        """An already aligned face: resized to the face size if needed; landmarks given
+        (in pixels of the resized face) or found by the 68-point model."""
+        if rgb.shape[0] != rgb.shape[1]:
+            logger.warning('aligned input of %dx%d px is not square: stretching it to %d px', rgb.shape[1],
+                           rgb.shape[0], self.face_size)
+        if rgb.shape[:2] != (self.face_size, self.face_size):
+            rgb = cv2.resize(rgb, (self.face_size, self.face_size), interpolation=cv2.INTER_LINEAR)
+        if landmarks68 is None:
+            landmarks68 = self.crop_landmarks(rgb, check_template=False)
+        return self._finish(0, rgb, np.asarray(landmarks68, dtype=np.float64))

@@ -1,0 +1,75 @@
+"""Run the generator on aligned faces in batches."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+def crops_to_tensor(crops, device) -> torch.Tensor:
+    """(S, S, 3) uint8 RGB crops -> (B, 3, S, S) float32 in [-1, 1] on ``device``."""
+    batch = torch.from_numpy(np.stack(crops)).to(device)
+    return batch.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+
+def tensor_to_faces(output: torch.Tensor) -> list:
+    """(B, 3, S, S) in [-1, 1] -> list of (S, S, 3) uint8 RGB: (y + 1) / 2 * 255, clipped and
+    truncated to integers, as the released code does."""
+    pixels = ((output.detach().float().cpu() + 1.0) / 2.0 * 255.0).clamp_(0, 255)
+    pixels = pixels.permute(0, 2, 3, 1).numpy().astype(np.uint8)
+    return list(pixels)
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or 'out of memory' in str(exc).lower()
+
+
+class FaceRestorer:
+    """Restores aligned faces with a DFDNet generator, ``batch_size`` faces per forward.
+
+    generator: a module called as ``generator(images (B, 3, S, S) in [-1, 1], boxes (B, 4, 4))``
+    (``load_generator`` returns one in eval mode); device: where it lives. On an out-of-memory
+    error the batch is split in halves and retried.
+    """
+
+    def __init__(self, generator, device='cpu', batch_size: int = 4):
+        if batch_size < 1:
+            raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+        self.generator = generator
+        self.device = torch.device(device)
+        self.batch_size = int(batch_size)
+        self.forward_calls = 0
+
+    def restore(self, crops, boxes) -> list:
+        """Restore faces: crops list of (S, S, 3) uint8 RGB, boxes list of (4, 4) int.
+
+        Returns the restored (S, S, 3) uint8 RGB faces in the same order.
+        """
+        if len(crops) != len(boxes):
+            raise ValueError(f'{len(crops)} crops but {len(boxes)} box sets')
+        restored = []
+        for start in range(0, len(crops), self.batch_size):
+            stop = start + self.batch_size
+            restored.extend(self._forward(crops[start:stop], boxes[start:stop]))
+        return restored
+
+    def _forward(self, crops, boxes) -> list:
+        try:
+            with torch.inference_mode():
+                images = crops_to_tensor(crops, self.device)
+                box_tensor = torch.as_tensor(np.stack(boxes), dtype=torch.long, device=self.device)
+                output = self.generator(images, box_tensor)
+                self.forward_calls += 1
+                return tensor_to_faces(output)
+        except RuntimeError as exc:
+            if len(crops) == 1 or not _is_out_of_memory(exc):
+                raise
+            if self.device.type == 'cuda':
+                torch.cuda.empty_cache()
+            half = len(crops) // 2
+            logger.warning('out of memory with %d faces per forward; retrying with %d', len(crops), half)
+            self.batch_size = max(1, half)
+            return self._forward(crops[:half], boxes[:half]) + self._forward(crops[half:], boxes[half:])

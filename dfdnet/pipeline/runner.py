@@ -1,0 +1,234 @@
+"""The whole-image restoration run: every image, every face, the released output folders.
+
+Faces from consecutive images share generator batches; an image is pasted and written as soon
+as all its faces are restored, so at most about ``batch_size`` crops wait in memory.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from dfdnet.face.landmarks import LandmarkError, landmark_file_for, read_landmarks, write_landmarks
+from dfdnet.face.paste import paste_faces
+from dfdnet.pipeline.options import RestoreOptions
+from dfdnet.pipeline.summary import RunSummary, StageTimer
+from dfdnet.utils.files import atomic_path
+from dfdnet.utils.html import ImageRow, write_results_page
+from dfdnet.utils.image_io import ImageReadError, list_images, match_input_format, read_image, to_rgb8, write_image
+
+logger = logging.getLogger(__name__)
+
+STEP_INPUT = 'Step0_Input'
+STEP_CROP = 'Step1_CropImg'
+STEP_AFFINE = 'Step1_AffineParam'
+STEP_LANDMARKS = 'Step2_Landmarks'
+STEP_RESTORED = 'Step3_RestoreCropFace'
+STEP_FINAL = 'Step4_FinalResults'
+STEPS = (STEP_INPUT, STEP_CROP, STEP_AFFINE, STEP_LANDMARKS, STEP_RESTORED, STEP_FINAL)
+
+
+class OutputLayout:
+    """Paths of the released layout: ``<results>/<step>/<key>[_<face:02d>].<ext>``."""
+
+    def __init__(self, root, ext: str):
+        self.root = Path(root)
+        self.ext = ext.lstrip('.')
+
+    def path(self, step: str, key: str, face: int | None = None, ext: str | None = None) -> Path:
+        name = key if face is None else f'{key}_{face:02d}'
+        return self.root / step / f'{name}.{ext or self.ext}'
+
+
+def output_keys(paths, root) -> dict:
+    """Output name (relative path without extension) of each input; clashes get the extension appended."""
+    root = Path(root)
+    keys, used = {}, set()
+    for path in paths:
+        key = path.stem if root.is_file() else path.relative_to(root).with_suffix('').as_posix()
+        if key in used:
+            key = f'{key}_{path.suffix.lstrip(".").lower()}'
+        base, n = key, 1
+        while key in used:
+            key, n = f'{base}_{n}', n + 1
+        used.add(key)
+        keys[path] = key
+    return keys
+
+
+@dataclass
+class ImageJob:
+    """One image in flight: its pixels, prepared faces and the restored ones by face index."""
+    path: Path
+    key: str
+    image: np.ndarray
+    faces: list
+    restored: dict = field(default_factory=dict)
+    failed: bool = False
+
+
+class RestorationRun:
+    """Runs ``options`` with a ``FacePreparer`` and a ``FaceRestorer`` built by the caller."""
+
+    def __init__(self, options: RestoreOptions, preparer, restorer):
+        self.options = options
+        self.preparer = preparer
+        self.restorer = restorer
+        self.layout = OutputLayout(options.results_dir, options.ext)
+        self.timer = StageTimer()
+        self.summary = RunSummary(device=str(restorer.device))
+        self.rows: dict = {}
+        self._bar = None
+
+    def run(self, paths=None) -> RunSummary:
+        """Process ``paths`` (default: every image under ``options.test_path``)."""
+        opts = self.options
+        start = time.perf_counter()
+        paths = list_images(opts.test_path, exclude=opts.results_dir) if paths is None else list(paths)
+        keys = output_keys(paths, opts.test_path)
+        self.summary.images_total = len(paths)
+        queue: list = []
+        with tqdm(total=len(paths), desc='images', unit='img', dynamic_ncols=True) as self._bar:
+            for path in paths:
+                job = self._prepare(path, keys[path])
+                if job is None:
+                    continue
+                if not job.faces:
+                    self._finish(job)
+                queue.extend((job, face) for face in job.faces)
+                while len(queue) >= opts.batch_size:
+                    batch, queue = queue[:opts.batch_size], queue[opts.batch_size:]
+                    self._restore_batch(batch)
+                    queue = [item for item in queue if not item[0].failed]
+            if queue:
+                self._restore_batch(queue)
+        self.summary.stage_seconds = dict(self.timer.seconds)
+        self.summary.forward_calls = self.restorer.forward_calls
+        self.summary.total_seconds = time.perf_counter() - start
+        if opts.write_html:
+            self._write_page(paths)
+        return self.summary
+
+    # -- stages -------------------------------------------------------------------------------
+
+    def _prepare(self, path: Path, key: str) -> ImageJob | None:
+        opts, timer = self.options, self.timer
+        self.rows[path] = ImageRow(name=key)
+        try:
+            with timer('read'):
+                image = read_image(path)
+            rgb = to_rgb8(image)
+            with timer('write'):
+                self._add_picture(path, 'input', write_image(self.layout.path(STEP_INPUT, key), image))
+            if opts.aligned:
+                faces, skipped, detected = [self._aligned_face(path, rgb)], [], 1
+            else:
+                faces, skipped, detected = self.preparer.faces_in_image(rgb, opts.upscale_factor, timer)
+            with timer('write'):
+                for face in faces:
+                    self._write_face_inputs(path, key, face)
+        except (ImageReadError, LandmarkError) as exc:
+            self._fail(path, str(exc))
+            return None
+        except Exception as exc:  # keep going past one bad image; the summary reports it
+            logger.debug('failure on %s', path, exc_info=True)
+            self._fail(path, f'{type(exc).__name__}: {exc}')
+            return None
+        self.summary.faces_detected += detected
+        for skip in skipped:
+            logger.warning('%s: face %02d skipped: %s', path, skip.index, skip.reason)
+            self.summary.faces_skipped.append({'image': str(path), 'face': skip.index, 'reason': skip.reason})
+        if not faces:
+            message = 'no face found' if not detected else f'no usable face ({detected} detected, all skipped)'
+            logger.warning('%s: %s; writing the upscaled image only', path, message)
+            self.summary.images_without_face.append(path)
+            self.rows[path].note = message
+        elif skipped:
+            self.rows[path].note = f'{len(skipped)} face(s) skipped'
+        return ImageJob(path, key, image, faces)
+
+    def _aligned_face(self, path: Path, rgb: np.ndarray):
+        landmarks = None
+        if self.options.landmarks_dir is not None:
+            found = landmark_file_for(path, self.options.landmarks_dir)
+            if found is None:
+                logger.warning('%s: no landmark file in %s; detecting the landmarks', path, self.options.landmarks_dir)
+            else:
+                landmarks = read_landmarks(found)
+        with self.timer('landmarks'):
+            return self.preparer.aligned_face(rgb, landmarks)
+
+    def _write_face_inputs(self, path: Path, key: str, face) -> None:
+        index = None if self.options.aligned else face.index
+        if not self.options.aligned:
+            self._add_picture(path, 'aligned crops', write_image(self.layout.path(STEP_CROP, key, index), face.crop))
+            with atomic_path(self.layout.path(STEP_AFFINE, key, index, ext='txt')) as tmp:
+                np.savetxt(tmp, face.paste_affine, fmt='%.6f')
+        write_landmarks(self.layout.path(STEP_LANDMARKS, key, index, ext='txt'), face.landmarks68)
+
+    def _restore_batch(self, batch) -> None:
+        try:
+            with self.timer('restore'):
+                outputs = self.restorer.restore([face.crop for _, face in batch], [face.boxes for _, face in batch])
+        except Exception as exc:
+            logger.debug('restoration failure', exc_info=True)
+            for job in {id(job): job for job, _ in batch}.values():
+                self._fail(job.path, f'restoration failed: {type(exc).__name__}: {exc}', job)
+            return
+        for (job, face), restored in zip(batch, outputs):
+            if job.failed:
+                continue
+            job.restored[face.index] = restored
+            try:
+                with self.timer('write'):
+                    index = None if self.options.aligned else face.index
+                    picture = match_input_format(restored, job.image) if self.options.aligned else restored
+                    self._add_picture(job.path, 'restored faces',
+                                      write_image(self.layout.path(STEP_RESTORED, job.key, index), picture))
+            except Exception as exc:
+                self._fail(job.path, f'cannot write the restored face: {type(exc).__name__}: {exc}', job)
+                continue
+            if len(job.restored) == len(job.faces):
+                self._finish(job)
+
+    def _finish(self, job: ImageJob) -> None:
+        try:
+            if not self.options.aligned:
+                with self.timer('paste'):
+                    final = paste_faces(job.image, [job.restored[f.index] for f in job.faces],
+                                        [f.paste_affine for f in job.faces], self.options.upscale_factor)
+                with self.timer('write'):
+                    self._add_picture(job.path, 'final', write_image(self.layout.path(STEP_FINAL, job.key), final))
+        except Exception as exc:
+            logger.debug('paste-back failure on %s', job.path, exc_info=True)
+            self._fail(job.path, f'paste-back failed: {type(exc).__name__}: {exc}', job)
+            return
+        self.summary.images_done += 1
+        self.summary.faces_restored += len(job.faces)
+        job.image, job.faces, job.restored = None, [], {}
+        self._bar.update(1)
+
+    def _fail(self, path: Path, reason: str, job: ImageJob | None = None) -> None:
+        logger.error('%s: %s', path, reason)
+        self.summary.failed[path] = reason
+        self.rows[path].note = f'FAILED: {reason}'
+        if job is not None:
+            job.failed = True
+            job.image, job.faces, job.restored = None, [], {}
+        self._bar.update(1)
+
+    # -- results page -------------------------------------------------------------------------
+
+    def _add_picture(self, path: Path, column: str, picture: Path) -> Path:
+        self.rows[path].columns.setdefault(column, []).append(picture)
+        return picture
+
+    def _write_page(self, paths) -> None:
+        try:
+            write_results_page(self.options.results_dir / 'index.html', [self.rows[p] for p in paths if p in self.rows])
+        except Exception as exc:  # the page is a convenience; never fail the run for it
+            logger.warning('cannot write %s: %s', self.options.results_dir / 'index.html', exc)

@@ -1,0 +1,181 @@
+"""Reading and writing images without losing what the file holds.
+
+``read_image`` returns the pixels in RGB order (grey stays 2-D, RGBA keeps its alpha, 16-bit
+stays ``uint16``) with the EXIF orientation applied, and raises ``ImageReadError`` naming the
+file when it cannot be decoded. ``write_image`` writes through a temporary file so a reader
+never sees half an image.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dfdnet.utils.files import atomic_path
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.jp2', '.ppm', '.pgm', '.pbm')
+_EXIF_ORIENTATION_TAG = 0x0112
+_SIXTEEN_BIT_EXTENSIONS = ('.png', '.tif', '.tiff')
+
+
+class ImageReadError(ValueError):
+    """An input image is missing, unreadable or of an unsupported kind (the message names the file)."""
+
+
+def is_image_file(path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_images(root, exclude=None) -> list:
+    """Image files under ``root`` (searched recursively, sorted), or ``[root]`` for a single file.
+
+    ``exclude``: a folder whose contents are skipped (e.g. a results folder inside ``root``).
+    """
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise FileNotFoundError(f'test path not found: {root}')
+    exclude = Path(exclude).resolve() if exclude is not None else None
+    found = []
+    for path in sorted(root.rglob('*')):
+        if not path.is_file() or not is_image_file(path) or path.name.startswith('.'):
+            continue
+        if exclude is not None and exclude in path.resolve().parents:
+            continue
+        found.append(path)
+    return found
+
+
+def exif_orientation(path) -> int:
+    """EXIF orientation tag (1-8) of an image file; 1 when absent or unreadable."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as img:
+            value = img.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+    except Exception:  # Pillow cannot parse every file OpenCV can; no EXIF then
+        return 1
+    return int(value) if value in range(1, 9) else 1
+
+
+def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn stored pixels (H, W[, C]) into display orientation, as EXIF tag values 1-8 define it."""
+    ops = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],                    # mirror horizontally
+        3: lambda a: a[::-1, ::-1],                 # rotate 180
+        4: lambda a: a[::-1],                       # mirror vertically
+        5: lambda a: np.swapaxes(a, 0, 1),          # transpose (main diagonal)
+        6: lambda a: np.rot90(a, -1),               # rotate 90 clockwise
+        7: lambda a: np.rot90(a, 2).swapaxes(0, 1),  # transverse (anti-diagonal)
+        8: lambda a: np.rot90(a, 1),                # rotate 90 counter-clockwise
+    }
+    return np.ascontiguousarray(ops.get(orientation, ops[1])(image))
+
+
+def _read_with_pillow(path: Path) -> np.ndarray | None:
+    try:
+        from PIL import Image
+
+        with Image.open(path) as img:
+            img.load()
+            if img.mode in ('I;16', 'I;16B', 'I;16L'):
+                return np.asarray(img, dtype=np.uint16)
+            if img.mode not in ('L', 'RGB', 'RGBA'):
+                img = img.convert('RGBA' if 'A' in img.getbands() or 'transparency' in img.info else 'RGB')
+            return np.asarray(img)
+    except Exception:
+        return None
+
+
+def read_image(path) -> np.ndarray:
+    """Read an image file as it is displayed.
+
+    Returns uint8 or uint16 pixels: (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA.
+    Raises ``ImageReadError`` naming the file if it is missing, empty, corrupt or of a kind
+    this project cannot process (e.g. floating-point TIFF).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f'{path}: no such image file')
+    if path.stat().st_size == 0:
+        raise ImageReadError(f'{path}: the file is empty')
+    data = np.fromfile(path, dtype=np.uint8)  # works with non-ASCII paths, unlike cv2.imread
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    from_pillow = image is None
+    if from_pillow:
+        image = _read_with_pillow(path)
+    if image is None:
+        raise ImageReadError(f'{path}: cannot decode the image (corrupt, truncated or not an image file)')
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ImageReadError(f'{path}: unsupported pixel type {image.dtype} (8- and 16-bit images are supported)')
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 3 and image.shape[2] not in (3, 4):
+        raise ImageReadError(f'{path}: unsupported channel count {image.shape[2]}')
+    if image.ndim not in (2, 3) or min(image.shape[:2]) < 1:
+        raise ImageReadError(f'{path}: unsupported image shape {image.shape}')
+    if not from_pillow and image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
+    return apply_orientation(image, exif_orientation(path))
+
+
+def encode_image(image: np.ndarray, ext: str) -> bytes:
+    """Encode RGB(A)/grey pixels to the bytes of an ``ext`` file ('.png', '.jpg', ...)."""
+    ext = ext if ext.startswith('.') else '.' + ext
+    if image.dtype == np.uint16 and ext.lower() not in _SIXTEEN_BIT_EXTENSIONS:
+        logger.warning('%s cannot hold 16-bit pixels: writing 8 bits', ext)
+        image = (image.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    if image.ndim == 3 and image.shape[2] == 4 and ext.lower() in ('.jpg', '.jpeg', '.bmp', '.ppm'):
+        logger.warning('%s cannot hold an alpha channel: dropping it', ext)
+        image = image[:, :, :3]
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR if image.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
+    ok, buffer = cv2.imencode(ext, np.ascontiguousarray(image))
+    if not ok:
+        raise ValueError(f'OpenCV cannot encode {image.dtype} {image.shape} pixels as {ext}')
+    return buffer.tobytes()
+
+
+def write_image(path, image: np.ndarray) -> Path:
+    """Write RGB(A)/grey uint8/uint16 pixels atomically; the format follows the file's extension."""
+    path = Path(path)
+    payload = encode_image(image, path.suffix)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(payload)
+    return path
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """8-bit copy of a uint8/uint16 image (16-bit values are divided by 257 and rounded)."""
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.uint16:
+        return (image.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    raise ValueError(f'expected uint8 or uint16 pixels, got {image.dtype}')
+
+
+def to_rgb8(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of any image ``read_image`` returns (grey replicated, alpha dropped)."""
+    image = to_uint8(image)
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(image[:, :, :3])
+
+
+def match_input_format(rgb: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Give an (S, S, 3) uint8 RGB result the kind of ``reference`` (an image ``read_image`` returned):
+    grey stays grey, RGBA gets the reference's alpha resized to S x S (bilinear), 16-bit is scaled by 257."""
+    out = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if reference.ndim == 2 else rgb
+    if reference.dtype == np.uint16:
+        out = out.astype(np.uint16) * 257
+    if reference.ndim == 3 and reference.shape[2] == 4:
+        height, width = out.shape[:2]
+        alpha = cv2.resize(reference[:, :, 3], (width, height), interpolation=cv2.INTER_LINEAR)
+        out = np.dstack([out, alpha.astype(out.dtype)])
+    return out

@@ -1,0 +1,276 @@
+"""Training options: one YAML file parsed once into typed dataclasses.
+
+Unknown keys are errors that name the key; ``--set a.b=value`` overrides (value parsed as YAML)
+are applied before parsing. ``to_dict`` gives the resolved options back for archiving.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from dfdnet.archs.dfdnet_arch import GeneratorConfig
+from dfdnet.data.degradation_pipeline import DegradationConfig
+
+
+class OptionsError(ValueError):
+    """An options file or override is invalid (the message names the key and the file)."""
+
+
+@dataclass
+class WeightsOptions:
+    """Where the generator's fixed parts come from (never silently random).
+
+    pretrain_network_g: a generator checkpoint (this project's, released or BasicSR) to start from.
+    encoder_weights: a VGG state-dict file for the encoder (torchvision vgg19 / VGG16-layout VggFace).
+    random_encoder_seed: explicitly use a random encoder (smoke tests only); recorded in the experiment.
+    dictionaries: a dictionary folder (16 .npy) or BasicSR .pth, e.g. made by build_dictionary.py.
+    random_dictionary_seed / random_dictionary_atoms: explicitly generate random dictionaries
+        (smoke tests only), written to experiments/<name>/random_dictionary/.
+    """
+    pretrain_network_g: str | None = None
+    encoder_weights: str | None = None
+    random_encoder_seed: int | None = None
+    dictionaries: str | None = None
+    random_dictionary_seed: int | None = None
+    random_dictionary_atoms: int = 8
+
+
+@dataclass
+class DiscriminatorOptions:
+    scales: tuple = (1, 2, 4, 8)
+    base_channels: int = 64
+    num_down: int = 3
+    max_channels: int = 512
+
+
+@dataclass
+class TrainDataOptions:
+    """HQ aligned faces with 68 landmarks, degraded on the fly.
+
+    hq_folder: folder of aligned square faces (read in sorted order).
+    landmarks: a landmark cache (.npz) or a folder of released-format ``<name>.txt``; if None,
+        landmarks are detected with dlib's 68-point model once and cached in the experiment.
+    landmark_size: side of the faces the landmarks refer to (scaled to image_size).
+    max_images: use only the first N faces (after the validation hold-out); None = all.
+    val_count: the last N faces of the folder are held out for the validation set.
+    batch_size: per process (per GPU).
+    """
+    hq_folder: str = ''
+    landmarks: str | None = None
+    landmark_size: int = 512
+    max_images: int | None = None
+    val_count: int = 0
+    flip_prob: float = 0.5
+    batch_size: int = 4
+    num_workers: int = 4
+    pin_memory: bool = True
+    persistent_workers: bool = True
+    prefetch_factor: int = 2
+    degradation: DegradationConfig = field(default_factory=DegradationConfig)
+
+
+@dataclass
+class ValOptions:
+    """Fixed, seeded degraded validation set made once (written to ``folder``, then reused).
+
+    folder: where the set is written; default experiments/<name>/val_set.
+    freq: validate every ``freq`` iterations; num_save_images: restored faces saved per validation.
+    """
+    folder: str | None = None
+    seed: int = 1234
+    freq: int = 5000
+    num_save_images: int = 4
+    degradation: DegradationConfig = field(default_factory=DegradationConfig)
+
+
+@dataclass
+class OptimOptions:
+    """Losses, optimisers and schedule (paper §3.3 / §4.1)."""
+    total_iter: int = 300000
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple = (0.5, 0.999)
+    pixel_weight: float = 100.0
+    perceptual_weights: tuple = (0.5, 1.0, 2.0, 4.0)
+    perceptual_net: str = 'generator'  # 'generator' (its own encoder) or 'vggface' (a user file)
+    perceptual_weights_file: str | None = None
+    adversarial_weights: tuple = (4.0, 2.0, 1.0, 1.0)
+    lr_patience: int = 5
+    lr_factor: float = 0.5
+    min_lr: float = 1e-7
+    ema_decay: float = 0.0  # 0 = no EMA of G
+    amp: str | None = None  # None, 'bf16' or 'fp16'
+    find_unused_parameters: bool = True
+
+    def __post_init__(self):
+        if self.perceptual_net not in ('generator', 'vggface'):
+            raise OptionsError(f"train.perceptual_net must be 'generator' or 'vggface', got {self.perceptual_net!r}")
+        if self.perceptual_net == 'vggface' and not self.perceptual_weights_file:
+            raise OptionsError('train.perceptual_net is vggface: set train.perceptual_weights_file')
+        if self.amp not in (None, 'bf16', 'fp16'):
+            raise OptionsError(f"train.amp must be null, 'bf16' or 'fp16', got {self.amp!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise OptionsError(f'train.ema_decay must be in [0, 1), got {self.ema_decay}')
+        if self.total_iter < 1:
+            raise OptionsError(f'train.total_iter must be >= 1, got {self.total_iter}')
+
+
+@dataclass
+class LoggerOptions:
+    print_freq: int = 100
+    save_checkpoint_freq: int = 5000
+    use_tb_logger: bool = True
+
+
+@dataclass
+class TrainOptions:
+    """Everything one training run needs; ``name`` picks experiments/<name>/."""
+    name: str = ''
+    manual_seed: int = 0
+    device: str = 'auto'  # 'auto', 'cpu', 'cuda', 'cuda:1', ...
+    experiments_root: str = 'experiments'
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    weights: WeightsOptions = field(default_factory=WeightsOptions)
+    discriminator: DiscriminatorOptions = field(default_factory=DiscriminatorOptions)
+    train_data: TrainDataOptions = field(default_factory=TrainDataOptions)
+    val: ValOptions = field(default_factory=ValOptions)
+    train: OptimOptions = field(default_factory=OptimOptions)
+    logger: LoggerOptions = field(default_factory=LoggerOptions)
+
+    def __post_init__(self):
+        if not self.name or '/' in self.name or self.name.startswith('.'):
+            raise OptionsError(f'a top-level "name" (a plain folder name) is required, got {self.name!r}')
+        if self.generator.image_size % (max(self.discriminator.scales) * 2 ** self.discriminator.num_down):
+            raise OptionsError('generator.image_size must be divisible by max(discriminator.scales) * '
+                               '2**discriminator.num_down')
+        if len(self.train.adversarial_weights) != len(self.discriminator.scales):
+            raise OptionsError(f'train.adversarial_weights has {len(self.train.adversarial_weights)} values for '
+                               f'{len(self.discriminator.scales)} discriminator scales')
+        w = self.weights
+        if not (w.pretrain_network_g or w.encoder_weights or w.random_encoder_seed is not None):
+            raise OptionsError('no encoder weights: set weights.pretrain_network_g, weights.encoder_weights, or '
+                               'explicitly weights.random_encoder_seed (random encoder, smoke tests only)')
+        if self.generator.dft_levels and not (w.dictionaries or w.random_dictionary_seed is not None):
+            raise OptionsError('no dictionaries: set weights.dictionaries, or explicitly '
+                               'weights.random_dictionary_seed (random atoms, smoke tests only)')
+        if not self.train_data.hq_folder:
+            raise OptionsError('train_data.hq_folder is required')
+
+    @property
+    def experiment_dir(self) -> Path:
+        return Path(self.experiments_root) / self.name
+
+
+def _convert(value, hint, where: str):
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, where)
+            except OptionsError:
+                continue
+        raise OptionsError(f'{where}: {value!r} does not fit {hint}')
+    if hint is typing.Any:
+        return value
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise OptionsError(f'{where}: expected true/false, got {value!r}')
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise OptionsError(f'{where}: expected an integer, got {value!r}')
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise OptionsError(f'{where}: expected a number, got {value!r}')
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise OptionsError(f'{where}: expected a string, got {value!r}')
+        return value
+    if hint is tuple or origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise OptionsError(f'{where}: expected a list, got {value!r}')
+        return tuple(value)
+    return value
+
+
+def from_dict(cls, data, where: str = ''):
+    """Build dataclass ``cls`` from a mapping; unknown keys and wrong types raise ``OptionsError``."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise OptionsError(f'{where or "options"}: expected a mapping, got {type(data).__name__}')
+    if hasattr(cls, 'from_dict') and cls is not TrainOptions:
+        try:
+            return cls.from_dict(data)
+        except (ValueError, TypeError) as exc:
+            raise OptionsError(f'{where}: {exc}') from exc
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        prefix = f'{where}.' if where else ''
+        raise OptionsError(f'unknown option(s) {", ".join(prefix + k for k in unknown)}; '
+                           f'valid keys{" of " + where if where else ""}: {", ".join(names)}')
+    kwargs = {k: _convert(v, hints[k], f'{where}.{k}' if where else k) for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except OptionsError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise OptionsError(f'{where or "options"}: {exc}') from exc
+
+
+def to_dict(obj):
+    """Dataclass tree -> plain dict/list values (tuples as lists), for YAML."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def apply_overrides(data: dict, overrides) -> dict:
+    """Apply ``key.path=value`` strings (value parsed as YAML) to a nested dict, in place."""
+    for item in overrides or ():
+        if '=' not in item:
+            raise OptionsError(f'override {item!r} is not of the form key.path=value')
+        key, raw = item.split('=', 1)
+        parts = key.strip().split('.')
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise OptionsError(f'override {item!r}: {part} is not a section')
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def parse_options(path, overrides=()) -> tuple[TrainOptions, dict]:
+    """Read a YAML file, apply overrides, return (typed options, resolved plain dict)."""
+    path = Path(path)
+    if not path.is_file():
+        raise OptionsError(f'options file not found: {path}')
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise OptionsError(f'{path}: invalid YAML: {exc}') from exc
+    apply_overrides(data, overrides)
+    try:
+        options = from_dict(TrainOptions, data)
+    except OptionsError as exc:
+        raise OptionsError(f'{path}: {exc}') from exc
+    return options, to_dict(options)

@@ -1,0 +1,147 @@
+#!/usr/bin/env python
+"""Speed and memory of the DFDNet generator (and of the released implementation's semantics).
+
+    python scripts/benchmark.py generator --k 8 512 --batch 1 --released --threads 2
+    python scripts/benchmark.py generator --quick            # a fast smoke run
+
+Each configuration runs in its own process so that its peak RSS is its own. Dictionaries of
+K random atoms are written once in the released .npy layout under --dict_root and loaded
+through the normal loader. Results: a Markdown table on stdout and JSON (--json).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# Boxes of a typical aligned face (from a released landmark file), (4, 4) [x1, y1, x2, y2].
+TYPICAL_BOXES = [[146, 182, 225, 261], [290, 180, 370, 260], [237, 298, 279, 340], [208, 335, 303, 430]]
+
+
+def write_dictionaries(folder: Path, num_atoms: int, seed: int = 0) -> Path:
+    import numpy as np
+
+    from dfdnet.archs.dfdnet_arch import GeneratorConfig
+    from dfdnet.archs.dictionary import dictionary_file_name
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for (part, fsize), (channels, size) in GeneratorConfig().dictionary_layout().items():
+        path = folder / dictionary_file_name(part, fsize)
+        if not path.exists():
+            np.save(path, rng.standard_normal((num_atoms, channels, size, size), dtype=np.float32))
+    return folder
+
+
+def run_one(args) -> dict:
+    """One configuration, in this process: load, warm up, time, report peak memory."""
+    import torch
+
+    from dfdnet.utils.benchmarking import machine_info, peak_rss_mb, timed
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    device = args.device
+    dict_dir = Path(args.dict_dir)
+    row = {'impl': args.impl, 'K': args.k, 'batch': args.batch, 'dtype': args.dtype, 'device': device}
+    rss_start = peak_rss_mb()
+    boxes = torch.tensor([TYPICAL_BOXES] * args.batch)
+    images = torch.rand(args.batch, 3, 512, 512, device=device) * 2 - 1
+    if args.impl == 'ours':
+        from dfdnet.archs.dfdnet_arch import DFDNetGenerator, GeneratorConfig
+        from dfdnet.archs.dictionary import load_dictionaries
+
+        model = DFDNetGenerator(GeneratorConfig()).to(device).eval()
+        model.set_dictionaries(load_dictionaries(dict_dir, model.config.dictionary_layout()))
+        amp = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[args.dtype]
+
+        def step():
+            with torch.inference_mode(), torch.autocast(device.split(':')[0], dtype=amp, enabled=amp is not None):
+                model(images, boxes)
+    else:
+        from dfdnet.archs.released_reference import ReleasedDFDNet
+
+        model = ReleasedDFDNet(dict_dir).to(device).eval()
+
+        def step():
+            with torch.inference_mode():
+                for i in range(args.batch):  # the released code handles one face per call
+                    model(images[i:i + 1], boxes[i])
+    if device.startswith('cuda'):
+        torch.cuda.reset_peak_memory_stats(device)
+    times = timed(step, repeats=args.repeats, warmup=1, device=device)
+    best = min(times)
+    row.update({'s_per_batch': best, 's_per_face': best / args.batch, 'faces_per_s': args.batch / best,
+                'median_s_per_face': sorted(times)[len(times) // 2] / args.batch,
+                'peak_rss_mb': peak_rss_mb(), 'rss_before_load_mb': rss_start,
+                'dict_mb': sum(p.stat().st_size for p in dict_dir.glob('*.npy')) / 2**20})
+    if device.startswith('cuda'):
+        row['cuda_max_allocated_mb'] = torch.cuda.max_memory_allocated(device) / 2**20
+    row['machine'] = machine_info(device)
+    return row
+
+
+def run_generator(args) -> list[dict]:
+    dict_root = Path(args.dict_root or tempfile.mkdtemp(prefix='dfdnet_bench_'))
+    rows = []
+    configs = [('ours', k, b, d) for k in args.k for b in args.batch for d in args.dtype]
+    if args.released:
+        configs += [('released', k, 1, 'fp32') for k in args.k]
+    for impl, k, batch, dtype in configs:
+        dict_dir = write_dictionaries(dict_root / f'K{k}', k)
+        cmd = [sys.executable, __file__, '_one', '--impl', impl, '--k', str(k), '--batch', str(batch),
+               '--dtype', dtype, '--device', args.device, '--threads', str(args.threads),
+               '--repeats', str(args.repeats), '--dict_dir', str(dict_dir)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            rows.append({'impl': impl, 'K': k, 'batch': batch, 'dtype': dtype, 'error': proc.stderr.strip()[-300:]})
+        else:
+            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        print(f'{impl} K={k} B={batch} {dtype}: ' + (f"{rows[-1]['s_per_face']:.2f} s/face, peak RSS "
+              f"{rows[-1]['peak_rss_mb']:.0f} MB" if 'error' not in rows[-1] else rows[-1]['error']), file=sys.stderr)
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest='command', required=True)
+    gen = sub.add_parser('generator', help='time the generator forward per 512 face')
+    gen.add_argument('--k', type=int, nargs='+', default=[8, 64, 512], help='atoms per dictionary')
+    gen.add_argument('--batch', type=int, nargs='+', default=[1])
+    gen.add_argument('--dtype', nargs='+', default=['fp32'], choices=['fp32', 'bf16', 'fp16'])
+    gen.add_argument('--device', default='cpu')
+    gen.add_argument('--threads', type=int, default=2)
+    gen.add_argument('--repeats', type=int, default=3)
+    gen.add_argument('--released', action='store_true', help="also time the released code's semantics")
+    gen.add_argument('--dict_root', help='where random dictionaries are written (reused across runs)')
+    gen.add_argument('--json', help='write the rows here')
+    gen.add_argument('--quick', action='store_true', help='K=4, batch 1, one repeat (a smoke run)')
+    one = sub.add_parser('_one')
+    for name, kind in (('--impl', str), ('--k', int), ('--batch', int), ('--dtype', str), ('--device', str),
+                       ('--threads', int), ('--repeats', int), ('--dict_dir', str)):
+        one.add_argument(name, type=kind, required=True)
+    args = parser.parse_args(argv)
+
+    if args.command == '_one':
+        print(json.dumps(run_one(args)))
+        return 0
+    if args.quick:
+        args.k, args.batch, args.dtype, args.repeats, args.released = [4], [1], ['fp32'], 1, False
+    rows = run_generator(args)
+    from dfdnet.utils.benchmarking import markdown_table
+
+    print(markdown_table(rows, ['impl', 'K', 'batch', 'dtype', 'device', 's_per_face', 'faces_per_s',
+                                'peak_rss_mb', 'dict_mb']))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 1 if any('error' in r for r in rows) else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

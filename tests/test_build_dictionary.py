@@ -1,0 +1,237 @@
+"""Dictionary building end to end on a few real faces (random encoder, small K, CPU)."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import dfdnet.dictionary.builder as builder_module
+import dfdnet.dictionary.faces as faces_module
+from dfdnet.archs import GeneratorConfig, load_dictionaries, load_generator
+from dfdnet.archs.dictionary import dictionary_file_name
+from dfdnet.cli.build_dictionary import main as cli_main
+from dfdnet.data.landmark_cache import LandmarkCache
+from dfdnet.dictionary.builder import DictionaryBuildError, build_dictionary
+from dfdnet.dictionary.faces import list_face_images
+from dfdnet.dictionary.features import extract_samples, load_encoder
+from dfdnet.dictionary.options import BuildOptions, KMeansOptions, load_options
+from dfdnet.face.components import PART_NAMES, component_boxes, flip_landmarks
+
+ROOT = Path(__file__).resolve().parents[1]
+FACES = ['0000.jpg', '0001.jpg', '0002.jpg', '0003.jpg', '0004.jpg']
+K = 3
+
+
+def make_options(input_dir, output, **kw) -> BuildOptions:
+    kw.setdefault('random_encoder', 0)
+    kw.setdefault('gpu_ids', [-1])
+    kw.setdefault('batch_size', 2)
+    return BuildOptions(input=str(input_dir), output=str(output), k=kw.pop('k', K),
+                        kmeans=KMeansOptions(max_iter=50), **kw)
+
+
+@pytest.fixture(scope='module')
+def built(shared_data, tmp_path_factory):
+    """A K=3 build from 5 CelebA-HQ faces (flipped too) and one flat grey image."""
+    root = tmp_path_factory.mktemp('dict_build')
+    faces = root / 'faces'
+    faces.mkdir()
+    for name in FACES:
+        (faces / name).symlink_to(shared_data / 'faces_hq' / 'celebahq_512' / name)
+    cv2.imwrite(str(faces / 'grey.png'), np.full((512, 512, 3), 128, np.uint8))
+    options = make_options(faces, root / 'out')
+    summary = build_dictionary(options)
+    return options, summary
+
+
+def test_layout_shapes_and_dtype(built):
+    options, summary = built
+    out = Path(options.output)
+    layout = GeneratorConfig().dictionary_layout()
+    assert len(layout) == 16
+    for (part, fsize), (channels, side) in layout.items():
+        atoms = np.load(out / dictionary_file_name(part, fsize))
+        assert atoms.dtype == np.float32
+        assert atoms.shape == (K, channels, side, side)
+        assert np.all(np.isfinite(atoms))
+        flat = atoms.reshape(K, -1)
+        assert all(np.abs(flat[i] - flat[j]).max() > 0 for i in range(K) for j in range(i))  # distinct atoms
+    assert summary.faces_used == 5 and summary.samples == 10
+
+
+def test_metadata_lists_the_skipped_grey_image(built):
+    options, _ = built
+    meta = json.loads((Path(options.output) / 'dictionary.json').read_text())
+    assert meta['K'] == K and meta['faces_used'] == 5 and meta['samples_per_dictionary'] == 10
+    assert meta['skipped'] == [['grey.png', 0, 'no_face']]
+    assert meta['random_encoder'] is True and meta['encoder']['random_seed'] == 0
+    _, _, info = load_encoder(random_seed=0)
+    assert meta['encoder']['weights_sha256'] == info.weights_sha256
+    assert meta['seed'] == 0 and meta['flip_augmentation'] is True and meta['date'].startswith('20')
+    assert meta['layout']['mouth_256_center.npy'] == [K, 128, 55, 55]
+    assert meta['options']['k'] == K
+    cache = LandmarkCache.load(meta['landmark_cache'])
+    assert cache.counts()['ok'] == 5 and cache.get('grey.png').flag == 'no_face'
+    assert cache.landmarks('0000.jpg').shape == (68, 2)
+
+
+def test_centres_are_the_means_of_their_clusters(built):
+    """The atoms are Lloyd fixed points of the cached features (float16 cache, float32 means)."""
+    options, _ = built
+    feats = np.load(options.cache_folder() / 'features' / 'nose_32.npy').astype(np.float32)
+    atoms = np.load(Path(options.output) / 'nose_32_center.npy').reshape(K, -1)
+    labels = ((feats[:, None] - atoms[None]) ** 2).sum(-1).argmin(1)
+    for k in range(K):
+        np.testing.assert_allclose(feats[labels == k].mean(0), atoms[k], rtol=1e-3, atol=1e-3)
+
+
+def test_flipped_left_eye_is_the_right_eye_of_the_mirrored_face(built, shared_data):
+    options, _ = built
+    cache = LandmarkCache.load(options.landmark_cache_path())
+    face = cv2.cvtColor(cv2.imread(str(shared_data / 'faces_hq' / 'celebahq_512' / '0001.jpg')), cv2.COLOR_BGR2RGB)
+    points = cache.landmarks('0001.jpg')
+    # the flipped sample's left-eye box, mirrored back, lies on the original right eye
+    flipped_left = component_boxes(flip_landmarks(points, 512), 512)[0]
+    mirrored_back = np.array([511 - flipped_left[2], flipped_left[1], 511 - flipped_left[0], flipped_left[3]])
+    right = component_boxes(points, 512)[1]
+    assert np.abs(mirrored_back - right).max() <= 2
+    # row 1 * 2 + 1 of the cache is face 0001 mirrored; its left eye == left eye of the mirrored file
+    encoder, config, _ = load_encoder(random_seed=0)
+    mirrored = extract_samples(encoder, [np.ascontiguousarray(face[:, ::-1])], [flip_landmarks(points, 512)],
+                               config, flip=False)
+    for part, fsize in [('left_eye', 32), ('right_eye', 64), ('mouth', 128)]:
+        cached = np.load(options.cache_folder() / 'features' / f'{part}_{fsize}.npy')
+        expected = mirrored[(part, fsize)][0][0].numpy().reshape(-1)
+        np.testing.assert_allclose(cached[3].astype(np.float32), expected, rtol=2e-3, atol=2e-3)
+        assert not np.allclose(cached[2].astype(np.float32), expected, rtol=0.05, atol=0.05)
+
+
+def test_generator_loads_the_built_dictionary(built, random_model_files):
+    options, _ = built
+    bank = load_dictionaries(options.output, GeneratorConfig().dictionary_layout())
+    assert bank.num_atoms == K
+    checkpoint, _ = random_model_files
+    model = load_generator(checkpoint, options.output)
+    assert model.dictionaries.num_atoms == K
+    assert model.dictionaries.atoms('mouth', 256).shape == (K, 128, 55, 55)
+
+
+def _forbid(*_, **__):
+    raise AssertionError('this stage should have been reused from the cache')
+
+
+def test_rebuild_with_other_k_reuses_landmarks_and_features(built, tmp_path, monkeypatch):
+    options, _ = built
+    monkeypatch.setattr(builder_module, 'extract_samples', _forbid)
+    monkeypatch.setattr(faces_module, 'FaceLandmarker', _forbid)
+    out = tmp_path / 'k2'
+    summary = build_dictionary(make_options(options.input, out, k=2, cache_dir=str(options.cache_folder())))
+    assert summary.faces_used == 5
+    assert np.load(out / 'nose_64_center.npy').shape == (2, 512, 6, 6)
+
+
+def test_k_larger_than_the_crops_is_an_error(built, tmp_path, monkeypatch):
+    options, _ = built
+    monkeypatch.setattr(builder_module, 'extract_samples', _forbid)
+    with pytest.raises(DictionaryBuildError, match=r'K=11 is larger than .*5 faces x 2 view\(s\) = 10'):
+        build_dictionary(make_options(options.input, tmp_path / 'k11', k=11, cache_dir=str(options.cache_folder())))
+
+
+def test_interrupted_feature_run_resumes(built, tmp_path, monkeypatch):
+    options, _ = built
+    cache_dir = tmp_path / 'cache'
+    cache_dir.mkdir()
+    shutil.copy(options.landmark_cache_path(), cache_dir / 'landmarks.npz')
+    run = make_options(options.input, tmp_path / 'out', k=2, max_faces=3, flip=False, batch_size=1,
+                       cache_dir=str(cache_dir))
+    calls = []
+
+    def interrupt_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return extract_samples(*args, **kwargs)
+
+    monkeypatch.setattr(builder_module, 'extract_samples', interrupt_second)
+    with pytest.raises(KeyboardInterrupt):
+        build_dictionary(run)
+    assert not (tmp_path / 'out' / 'dictionary.json').exists()
+    calls.clear()
+    monkeypatch.setattr(builder_module, 'extract_samples', lambda *a, **k: calls.append(1) or extract_samples(*a, **k))
+    summary = build_dictionary(run)
+    assert len(calls) == 2 and summary.faces_used == 3  # face 0 was kept, faces 1 and 2 computed
+    # the resumed rows are the unflipped rows of the first build
+    resumed = np.load(cache_dir / 'features' / 'right_eye_64.npy').astype(np.float32)
+    first = np.load(options.cache_folder() / 'features' / 'right_eye_64.npy').astype(np.float32)
+    np.testing.assert_allclose(resumed, first[0:6:2], rtol=2e-3, atol=2e-3)
+
+
+def test_no_encoder_is_an_error_and_two_are_too(tmp_path):
+    with pytest.raises(ValueError, match='exactly one source.*got none'):
+        load_encoder()
+    with pytest.raises(ValueError, match='exactly one source'):
+        load_encoder(vgg='a.pth', random_seed=1)
+
+
+def test_checkpoint_and_vgg_encoders_load_their_weights(random_model_files, tmp_path):
+    torchvision = pytest.importorskip('torchvision')
+    checkpoint, _ = random_model_files
+    encoder, config, info = load_encoder(checkpoint=checkpoint)
+    state = torch.load(checkpoint, weights_only=True)['params']
+    torch.testing.assert_close(encoder.vgg_net.conv3_2.weight, state['vgg_extractor.vgg_net.conv3_2.weight'])
+    assert info.source == 'checkpoint' and len(info.file_sha256) == 64 and not info.is_random
+    torch.manual_seed(3)
+    vgg = torchvision.models.vgg19(weights=None)
+    torch.save(vgg.state_dict(), tmp_path / 'vgg19.pth')
+    encoder, _, info = load_encoder(vgg=tmp_path / 'vgg19.pth')
+    torch.testing.assert_close(encoder.vgg_net.conv5_4.weight, vgg.features[34].weight)
+    assert info.source == 'vgg'
+
+
+def test_held_out_folders_are_skipped(tmp_path, shared_data, caplog):
+    for folder in ('celeba', 'ffhq_gpen'):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / 'a.jpg').symlink_to(shared_data / 'faces_hq' / 'celebahq_512' / '0000.jpg')
+    assert [p.relative_to(tmp_path).as_posix() for p in list_face_images(tmp_path)] == ['celeba/a.jpg']
+    assert 'held-out' in caplog.text
+
+
+def test_cli_with_options_file_and_overrides(built, tmp_path, monkeypatch, capsys):
+    options, _ = built
+    monkeypatch.setattr(builder_module, 'extract_samples', _forbid)
+    parsed = load_options(ROOT / 'options' / 'build_dictionary.yml')
+    assert parsed.k == 256 and parsed.flip and parsed.max_faces == 10000 and parsed.checkpoint
+    out = tmp_path / 'cli'
+    code = cli_main(['-opt', str(ROOT / 'options' / 'build_dictionary.yml'), '--input', options.input,
+                     '--output', str(out), '--k', '2', '--random_encoder', '0', '--gpu_ids', '-1',
+                     '--cache_dir', str(options.cache_folder()), '--max_faces', '5'])
+    assert code == 0
+    assert 'from 5 faces' in capsys.readouterr().out
+    meta = json.loads((out / 'dictionary.json').read_text())
+    assert meta['K'] == 2 and meta['options']['checkpoint'] is None and meta['random_encoder']
+    # no encoder anywhere: a clear error, nothing written
+    assert cli_main(['--input', options.input, '--output', str(tmp_path / 'none'), '--k', '2']) == 2
+    assert not (tmp_path / 'none').exists()
+
+
+def test_align_photo_with_two_faces(shared_data, tmp_path):
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    (photos / 'couple.jpg').symlink_to(shared_data / 'faces_wild_hq' / 'couple.jpg')
+    run = make_options(photos, tmp_path / 'out', k=2, flip=False)
+    run.faces.align = True
+    summary = build_dictionary(run)
+    cache = LandmarkCache.load(run.landmark_cache_path())
+    assert [(e.path, e.face_index, e.flag) for e in cache] == [('couple.jpg', 0, 'ok'), ('couple.jpg', 1, 'ok')]
+    assert summary.faces_used == 2
+    for entry in cache:  # the aligned eyes sit where the template puts them
+        boxes = component_boxes(entry.landmarks, 512)
+        eye_centres = (boxes[:2, :2] + boxes[:2, 2:]) / 2
+        np.testing.assert_allclose(eye_centres[:, 1], 245, atol=25)
+        assert eye_centres[0, 0] < 256 < eye_centres[1, 0]
+    assert np.load(tmp_path / 'out' / f'{PART_NAMES[3]}_32_center.npy').shape == (2, 512, 6, 6)

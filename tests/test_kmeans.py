@@ -1,0 +1,88 @@
+"""K-means in PyTorch: planted clusters, scikit-learn inertia, determinism, chunking, float16 memmaps."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+
+from dfdnet.dictionary.kmeans import kmeans
+
+
+def planted(n_per=40, k=6, dim=16, spread=0.3, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((k, dim)) * 10
+    truth = np.repeat(np.arange(k), n_per)
+    x = centres[truth] + spread * rng.standard_normal((k * n_per, dim))
+    order = rng.permutation(len(x))
+    return x[order].astype(np.float32), truth[order], centres
+
+
+def test_planted_clusters_are_recovered():
+    x, truth, centres = planted()
+    result = kmeans(x, 6, seed=3, device='cpu')
+    assert result.converged
+    assert adjusted_rand_score(truth, result.labels.numpy()) == 1.0
+    # every found centre is within the noise of one planted centre
+    d = np.linalg.norm(result.centers.numpy()[:, None] - centres[None], axis=-1).min(1)
+    assert d.max() < 0.3
+    expected = ((x - result.centers.numpy()[result.labels.numpy()]) ** 2).sum()
+    assert result.inertia == pytest.approx(expected, rel=1e-4)
+    assert result.centers.dtype == torch.float32 and result.centers.shape == (6, 16)
+
+
+def test_inertia_matches_scikit_learn_within_one_percent():
+    # overlapping blobs, like real component features: k-means has no single "right" answer
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((1500, 48)) + 1.5 * rng.standard_normal((25, 48))[rng.integers(0, 25, 1500)])
+    x = x.astype(np.float32)
+    ours = np.mean([kmeans(x, 20, seed=s, device='cpu').inertia for s in range(3)])
+    sk = np.mean([KMeans(20, init='k-means++', n_init=1, random_state=s).fit(x).inertia_ for s in range(3)])
+    assert abs(ours / sk - 1) < 0.01, (ours, sk)
+
+
+def test_same_seed_same_result_other_seed_differs():
+    x, _, _ = planted(n_per=30, k=8, spread=3.0, seed=2)
+    a = kmeans(x, 8, seed=7, device='cpu')
+    b = kmeans(x, 8, seed=7, device='cpu')
+    c = kmeans(x, 8, seed=8, device='cpu')
+    assert torch.equal(a.centers, b.centers) and torch.equal(a.labels, b.labels) and a.inertia == b.inertia
+    assert not torch.equal(a.centers, c.centers)
+
+
+def test_chunked_equals_unchunked():
+    x, _, _ = planted(n_per=50, k=5, spread=4.0, seed=4)
+    whole = kmeans(x, 5, seed=0, chunk_size=len(x), device='cpu')
+    chunked = kmeans(x, 5, seed=0, chunk_size=7, device='cpu', max_resident_bytes=0)
+    assert torch.equal(whole.labels, chunked.labels)
+    torch.testing.assert_close(whole.centers, chunked.centers, rtol=1e-6, atol=1e-6)
+    assert chunked.inertia == pytest.approx(whole.inertia, rel=1e-6)
+
+
+def test_float16_memmap_input(tmp_path):
+    x, truth, _ = planted(n_per=30, k=4, dim=32, seed=5)
+    mm = np.lib.format.open_memmap(tmp_path / 'f.npy', mode='w+', dtype=np.float16, shape=x.shape)
+    mm[:] = x
+    mm.flush()
+    features = np.load(tmp_path / 'f.npy', mmap_mode='r')
+    streamed = kmeans(features, 4, seed=1, chunk_size=16, device='cpu', max_resident_bytes=0)
+    in_memory = kmeans(x.astype(np.float16).astype(np.float32), 4, seed=1, device='cpu')
+    assert adjusted_rand_score(truth, streamed.labels.numpy()) == 1.0
+    assert torch.equal(streamed.labels, in_memory.labels)
+    torch.testing.assert_close(streamed.centers, in_memory.centers, rtol=1e-5, atol=1e-5)
+
+
+def test_empty_cluster_is_reseeded_and_k_too_large_is_an_error():
+    # 3 distinct points repeated: with k=3 each must get one cluster, none empty
+    x = np.repeat(np.array([[0, 0], [10, 0], [0, 10]], dtype=np.float32), 5, axis=0)
+    result = kmeans(x, 3, seed=0, device='cpu')
+    assert sorted(np.bincount(result.labels.numpy()).tolist()) == [5, 5, 5]
+    assert result.inertia == pytest.approx(0.0, abs=1e-6)
+    # a starting centre far from every point gets no point: it is moved onto the farthest one
+    far_init = np.array([[0, 0], [10, 0], [1000, 1000]], dtype=np.float32)
+    reseeded = kmeans(x, 3, init=far_init, device='cpu')
+    assert sorted(np.bincount(reseeded.labels.numpy()).tolist()) == [5, 5, 5]
+    assert reseeded.inertia == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match='K=20 needs at least 20 samples, got 15'):
+        kmeans(x, 20)

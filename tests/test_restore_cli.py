@@ -1,0 +1,237 @@
+"""test_FaceDict.py end to end with a random-weight model in the released layout (K = 4).
+
+A 512 forward costs ~10-20 s on one CPU thread, so one module-scoped run over a small mixed
+folder (3 faces in one batch) serves most assertions, plus one ``--aligned`` run (1 face).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from dfdnet.cli.restore import main, resolve_model_paths, select_device
+from dfdnet.face.alignment import transform_points
+from dfdnet.face.paste import soft_mask
+from dfdnet.utils.image_io import read_image, write_image
+
+UPSCALE = 2
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope='module')
+def whole_run(tmp_path_factory, shared_data, random_model_files):
+    """Inputs: an RGBA photo with two faces (copied from shared data), a 16-bit grey photo with
+    one face, a picture without a face in a subfolder, and a broken file. Upscale 2, batch 3."""
+    checkpoint, dicts = random_model_files
+    root = tmp_path_factory.mktemp('whole')
+    inputs = root / 'inputs'
+    (inputs / 'sub').mkdir(parents=True)
+    shutil.copy(shared_data / 'whole' / 'old_photos' / 'old_w_scratch_d.png', inputs / 'rgba_two.png')
+    grey = cv2.cvtColor(read_image(shared_data / 'whole' / 'dfdnet_testwhole' / 'test3.jpg'), cv2.COLOR_RGB2GRAY)
+    write_image(inputs / 'grey16.png', grey.astype(np.uint16) * 257 + 100)
+    ramp = np.tile(np.linspace(0, 255, 90).astype(np.uint8), (60, 1))
+    write_image(inputs / 'sub' / 'noface.jpg', np.dstack([ramp, ramp[::-1], ramp]))
+    (inputs / 'broken.jpg').write_bytes(b'\xff\xd8\xff\xe0 truncated')
+    before = {p: _digest(p) for p in inputs.rglob('*') if p.is_file()}
+    results = root / 'results'
+    code = main(['--test_path', str(inputs), '--results_dir', str(results), '--upscale_factor', str(UPSCALE),
+                 '--gpu_ids', '-1', '--checkpoint', str(checkpoint), '--dict_dir', str(dicts), '--batch_size', '3'])
+    summary = json.loads((results / 'summary.json').read_text())
+    return {'code': code, 'inputs': inputs, 'results': results, 'summary': summary, 'before': before}
+
+
+def test_exit_status_and_summary(whole_run):
+    summary = whole_run['summary']
+    assert whole_run['code'] == 1  # the broken file failed; the others went on
+    assert list(summary['failed']) == [str(whole_run['inputs'] / 'broken.jpg')]
+    assert 'cannot decode' in summary['failed'][str(whole_run['inputs'] / 'broken.jpg')]
+    assert summary['images_total'] == 4 and summary['images_done'] == 3
+    assert summary['faces_detected'] == 3 and summary['faces_restored'] == 3 and summary['faces_skipped'] == []
+    assert summary['images_without_face'] == [str(whole_run['inputs'] / 'sub' / 'noface.jpg')]
+    assert summary['forward_calls'] == 1  # faces of two images shared one batch of 3
+    assert summary['seconds_per_face'] > 0 and summary['stage_seconds']['restore'] > 0
+
+
+def test_output_files_and_names(whole_run):
+    results = whole_run['results']
+    names = {step: sorted(p.relative_to(results / step).as_posix() for p in (results / step).rglob('*') if p.is_file())
+             for step in ('Step0_Input', 'Step1_CropImg', 'Step1_AffineParam', 'Step2_Landmarks',
+                          'Step3_RestoreCropFace', 'Step4_FinalResults')}
+    faces = ['grey16_00', 'rgba_two_00', 'rgba_two_01']
+    assert names['Step0_Input'] == ['grey16.png', 'rgba_two.png', 'sub/noface.png']
+    assert names['Step1_CropImg'] == names['Step3_RestoreCropFace'] == [f + '.png' for f in faces]
+    assert names['Step1_AffineParam'] == names['Step2_Landmarks'] == [f + '.txt' for f in faces]
+    assert names['Step4_FinalResults'] == ['grey16.png', 'rgba_two.png', 'sub/noface.png']
+    for face in faces:
+        assert np.loadtxt(results / 'Step2_Landmarks' / f'{face}.txt').shape == (68, 2)
+        assert read_image(results / 'Step3_RestoreCropFace' / f'{face}.png').shape == (512, 512, 3)
+    html = (results / 'index.html').read_text()
+    assert 'Step4_FinalResults/rgba_two.png' in html and 'Step3_RestoreCropFace/grey16_00.png' in html
+    assert 'FAILED' in html and 'no face found' in html
+
+
+def test_inputs_untouched(whole_run):
+    after = {p: _digest(p) for p in whole_run['inputs'].rglob('*') if p.is_file()}
+    assert after == whole_run['before']
+
+
+def test_rgba_photo_keeps_alpha_and_gets_both_faces(whole_run):
+    source = read_image(whole_run['inputs'] / 'rgba_two.png')
+    final = read_image(whole_run['results'] / 'Step4_FinalResults' / 'rgba_two.png')
+    height, width = source.shape[:2]
+    assert final.shape == (height * UPSCALE, width * UPSCALE, 4) and final.dtype == np.uint8
+    np.testing.assert_array_equal(final[:, :, 3], cv2.resize(source[:, :, 3], (width * UPSCALE, height * UPSCALE)))
+    background = cv2.resize(source[:, :, :3], (width * UPSCALE, height * UPSCALE))
+    for face in ('rgba_two_00', 'rgba_two_01'):
+        paste_affine = np.loadtxt(whole_run['results'] / 'Step1_AffineParam' / f'{face}.txt')
+        restored = read_image(whole_run['results'] / 'Step3_RestoreCropFace' / f'{face}.png')
+        x, y = transform_points([[256, 256]], paste_affine)[0].round().astype(int)
+        assert 0 <= x < width * UPSCALE and 0 <= y < height * UPSCALE
+        # at the face centre the final image shows the restored face, not the upscaled input
+        assert np.abs(final[y, x, :3].astype(int) - restored[256, 256]).max() <= 3
+        assert np.abs(background[y, x].astype(int) - restored[256, 256]).max() > 3
+
+
+def test_grey_16_bit_stays_grey_16_bit(whole_run):
+    source = read_image(whole_run['inputs'] / 'grey16.png')
+    final = read_image(whole_run['results'] / 'Step4_FinalResults' / 'grey16.png')
+    assert source.dtype == final.dtype == np.uint16 and final.ndim == 2
+    assert final.shape == (source.shape[0] * UPSCALE, source.shape[1] * UPSCALE)
+    upscaled = cv2.resize(source, final.shape[::-1])  # 16-bit bilinear: no 8-bit rounding outside the face
+    changed = final != upscaled
+    mask = soft_mask(np.loadtxt(whole_run['results'] / 'Step1_AffineParam' / 'grey16_00.txt'), 512, final.shape,
+                     UPSCALE)
+    assert not np.any(changed & (mask == 0))  # only the face was touched, at full 16-bit precision
+    assert changed[mask > 0.99].mean() > 0.9
+
+
+def test_image_without_face_is_upscaled(whole_run):
+    source = read_image(whole_run['inputs'] / 'sub' / 'noface.jpg')
+    final = read_image(whole_run['results'] / 'Step4_FinalResults' / 'sub' / 'noface.png')
+    np.testing.assert_array_equal(final, cv2.resize(source, (source.shape[1] * UPSCALE, source.shape[0] * UPSCALE)))
+
+
+def test_aligned_faces_with_landmark_files(tmp_path, shared_data, random_model_files):
+    checkpoint, dicts = random_model_files
+    name = 'n000024_0042_02.png'
+    inputs = tmp_path / 'aligned'
+    inputs.mkdir()
+    shutil.copy(shared_data / 'faces_lq' / 'dfdnet_realvgg' / name, inputs / name)
+    landmarks_dir = shared_data / 'faces_lq' / 'dfdnet_realvgg_landmarks'
+    results = tmp_path / 'results'
+    code = main(['--test_path', str(inputs), '--results_dir', str(results), '--gpu_ids', '-1', '--aligned',
+                 '--landmarks_dir', str(landmarks_dir), '--checkpoint', str(checkpoint), '--dict_dir', str(dicts)])
+    assert code == 0
+    restored = read_image(results / 'Step3_RestoreCropFace' / 'n000024_0042_02.png')
+    assert restored.shape == (512, 512, 3)
+    np.testing.assert_allclose(np.loadtxt(results / 'Step2_Landmarks' / 'n000024_0042_02.txt'),
+                               np.loadtxt(landmarks_dir / f'{name}.txt'))
+    assert not (results / 'Step4_FinalResults').exists() and not (results / 'Step1_CropImg').exists()
+    summary = json.loads((results / 'summary.json').read_text())
+    assert summary['faces_restored'] == 1 and summary['images_done'] == 1
+
+
+def test_missing_checkpoint_stops_before_any_work(tmp_path, capsys, random_model_files):
+    _, dicts = random_model_files
+    image = tmp_path / 'in.png'
+    write_image(image, np.zeros((32, 32, 3), np.uint8))
+    missing = tmp_path / 'nowhere' / 'latest_net_G.pth'
+    results = tmp_path / 'results'
+    code = main(['--test_path', str(image), '--results_dir', str(results), '--gpu_ids', '-1',
+                 '--checkpoint', str(missing), '--dict_dir', str(dicts)])
+    assert code == 2 and str(missing) in capsys.readouterr().err
+    assert not results.exists()
+
+
+def test_missing_dictionaries_stop_before_any_work(tmp_path, capsys, random_model_files):
+    checkpoint, _ = random_model_files
+    image = tmp_path / 'in.png'
+    write_image(image, np.zeros((32, 32, 3), np.uint8))
+    results = tmp_path / 'results'
+    code = main(['--test_path', str(image), '--results_dir', str(results), '--gpu_ids', '-1',
+                 '--checkpoint', str(checkpoint), '--dict_dir', str(tmp_path / 'no_dicts')])
+    assert code == 2 and 'no_dicts' in capsys.readouterr().err
+    assert not results.exists()
+
+
+def test_no_images_and_bad_options(tmp_path, capsys):
+    assert main(['--test_path', str(tmp_path), '--gpu_ids', '-1']) == 2
+    assert 'no images found' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(['--test_path', str(tmp_path), '--ext', 'gif'])
+
+
+def test_device_selection_and_model_paths(caplog):
+    assert select_device('-1') == 'cpu'
+    if not torch.cuda.is_available():
+        assert select_device('0') == 'cpu' and 'CUDA is not available' in caplog.text
+    from dfdnet.cli.restore import build_parser
+
+    args = build_parser().parse_args([])
+    assert [p.as_posix() for p in resolve_model_paths(args)] == ['checkpoints/facefh_dictionary/latest_net_G.pth',
+                                                                 'DictionaryCenter512']
+
+
+def test_many_faces_go_through_in_batches(tmp_path, shared_data):
+    """The 28 faces of the Solvay photo with a stand-in network that returns its input: they go
+    through in batches of 8 and pasting the unchanged crops back reproduces the photo."""
+    from dfdnet.cli.restore import build_preparer
+    from dfdnet.pipeline.options import RestoreOptions
+    from dfdnet.pipeline.restorer import FaceRestorer
+    from dfdnet.pipeline.runner import RestorationRun
+
+    source = shared_data / 'whole' / 'gpen_solvay' / 'Solvay_conference_1927.png'
+    options = RestoreOptions(test_path=source, results_dir=tmp_path, checkpoint='unused', dict_dir='unused',
+                             upscale_factor=1, batch_size=8, write_html=False)
+    restorer = FaceRestorer(_StandIn(), batch_size=8)
+    summary = RestorationRun(options, build_preparer(options, 512), restorer).run()
+    assert summary.faces_restored == 28 and summary.forward_calls == 4
+    assert len(list((tmp_path / 'Step3_RestoreCropFace').iterdir())) == 28
+    final = read_image(tmp_path / 'Step4_FinalResults' / 'Solvay_conference_1927.png')
+    image = read_image(source)
+    assert final.shape == image.shape
+    assert np.abs(final[:, :, :3].astype(int) - image[:, :, :3]).mean() < 1.0
+
+
+class _StandIn(torch.nn.Module):
+    """Returns its input: lets the pipeline's bookkeeping be tested without 10-s forwards."""
+
+    def forward(self, images, boxes):
+        assert images.shape[1:] == (3, 512, 512) and boxes.shape == (images.shape[0], 4, 4)
+        return images
+
+
+def test_aligned_grey_and_rgba_16_bit_inputs_keep_their_kind(tmp_path, shared_data, caplog):
+    from dfdnet.cli.restore import build_preparer
+    from dfdnet.pipeline.options import RestoreOptions
+    from dfdnet.pipeline.restorer import FaceRestorer
+    from dfdnet.pipeline.runner import RestorationRun
+
+    name = 'n000056_0060_01.png'
+    face = read_image(shared_data / 'faces_lq' / 'dfdnet_realvgg' / name)
+    inputs = tmp_path / 'in'
+    write_image(inputs / 'small_grey.png', cv2.resize(cv2.cvtColor(face, cv2.COLOR_RGB2GRAY), (256, 256)))
+    alpha = np.full((512, 512), 40000, np.uint16)
+    write_image(inputs / name, np.dstack([face.astype(np.uint16) * 257, alpha]))
+    landmarks_dir = shared_data / 'faces_lq' / 'dfdnet_realvgg_landmarks'
+    options = RestoreOptions(test_path=inputs, results_dir=tmp_path / 'out', checkpoint='unused', dict_dir='unused',
+                             aligned=True, landmarks_dir=landmarks_dir)
+    summary = RestorationRun(options, build_preparer(options, 512), FaceRestorer(_StandIn())).run()
+    assert summary.ok and summary.faces_restored == 2 and summary.forward_calls == 1
+    assert 'no landmark file' in caplog.text and 'small_grey.png' in caplog.text
+    grey = read_image(tmp_path / 'out' / 'Step3_RestoreCropFace' / 'small_grey.png')
+    assert grey.shape == (512, 512) and grey.dtype == np.uint8
+    rgba = read_image(tmp_path / 'out' / 'Step3_RestoreCropFace' / 'n000056_0060_01.png')
+    assert rgba.shape == (512, 512, 4) and rgba.dtype == np.uint16
+    assert np.all(rgba[:, :, 3] == 40000) and np.all(rgba[:, :, :3] % 257 == 0)
+    assert np.abs(rgba[:, :, :3].astype(int) // 257 - face).max() <= 1  # the stand-in returned the face
+    np.testing.assert_allclose(np.loadtxt(tmp_path / 'out' / 'Step2_Landmarks' / 'n000056_0060_01.txt'),
+                               np.loadtxt(landmarks_dir / f'{name}.txt'))
