@@ -8,7 +8,8 @@ setup(
     version='0.1.0',
     description='Blind face restoration with deep multi-scale component dictionaries (DFDNet, ECCV 2020)',
     packages=find_packages(include=['dfdnet', 'dfdnet.*']),
-    python_requires='>=3.9',
+    package_data={'dfdnet': ['data/*.npz']},
+    python_requires='>=3.10',
     install_requires=[r for r in requirements if r and not r.startswith('pytest')],
     extras_require={'test': ['pytest>=7.4']},
     entry_points={'console_scripts': [

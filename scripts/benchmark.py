@@ -54,11 +54,9 @@ def run_one(args) -> dict:
     boxes = torch.tensor([TYPICAL_BOXES] * args.batch)
     images = torch.rand(args.batch, 3, 512, 512, device=device) * 2 - 1
     if args.impl == 'ours':
-        from dfdnet.archs.dfdnet_arch import DFDNetGenerator, GeneratorConfig
-        from dfdnet.archs.dictionary import load_dictionaries
+        from dfdnet.archs.checkpoint import load_generator
 
-        model = DFDNetGenerator(GeneratorConfig()).to(device).eval()
-        model.set_dictionaries(load_dictionaries(dict_dir, model.config.dictionary_layout()))
+        model = load_generator(args.checkpoint, dict_dir, device=device)  # the real loading path
         amp = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[args.dtype]
 
         def step():
@@ -87,8 +85,22 @@ def run_one(args) -> dict:
     return row
 
 
+def write_random_checkpoint(path: Path) -> Path:
+    """A generator checkpoint (this project's format) with seeded random weights: timing only."""
+    import torch
+
+    from dfdnet.archs.checkpoint import save_generator
+    from dfdnet.archs.dfdnet_arch import DFDNetGenerator
+
+    if not path.exists():
+        torch.manual_seed(0)
+        save_generator(DFDNetGenerator(), path)
+    return path
+
+
 def run_generator(args) -> list[dict]:
     dict_root = Path(args.dict_root or tempfile.mkdtemp(prefix='dfdnet_bench_'))
+    checkpoint = write_random_checkpoint(dict_root / 'random_net_G.pth')
     rows = []
     configs = [('ours', k, b, d) for k in args.k for b in args.batch for d in args.dtype]
     if args.released:
@@ -97,7 +109,7 @@ def run_generator(args) -> list[dict]:
         dict_dir = write_dictionaries(dict_root / f'K{k}', k)
         cmd = [sys.executable, __file__, '_one', '--impl', impl, '--k', str(k), '--batch', str(batch),
                '--dtype', dtype, '--device', args.device, '--threads', str(args.threads),
-               '--repeats', str(args.repeats), '--dict_dir', str(dict_dir)]
+               '--repeats', str(args.repeats), '--dict_dir', str(dict_dir), '--checkpoint', str(checkpoint)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             rows.append({'impl': impl, 'K': k, 'batch': batch, 'dtype': dtype, 'error': proc.stderr.strip()[-300:]})
@@ -105,6 +117,35 @@ def run_generator(args) -> list[dict]:
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         print(f'{impl} K={k} B={batch} {dtype}: ' + (f"{rows[-1]['s_per_face']:.2f} s/face, peak RSS "
               f"{rows[-1]['peak_rss_mb']:.0f} MB" if 'error' not in rows[-1] else rows[-1]['error']), file=sys.stderr)
+    return rows
+
+
+def run_pipeline(args) -> list[dict]:
+    """Whole-image pipeline on a folder: seconds per image and per face, split by stage."""
+    from dfdnet.cli import restore
+    from dfdnet.utils.benchmarking import machine_info
+
+    work = Path(tempfile.mkdtemp(prefix='dfdnet_bench_pipeline_'))
+    checkpoint, dict_dir = args.checkpoint, args.dict_dir
+    if checkpoint is None:  # random weights in our format: timing only
+        checkpoint = write_random_checkpoint(work / 'random_net_G.pth')
+        dict_dir = write_dictionaries(work / f'K{args.k[0]}', args.k[0])
+    rows = []
+    for batch in args.batch:
+        out = work / f'results_b{batch}'
+        code = restore.main(['--test_path', args.images, '--results_dir', str(out), '--checkpoint', str(checkpoint),
+                             '--dict_dir', str(dict_dir), '--upscale_factor', str(args.upscale_factor),
+                             '--gpu_ids', args.gpu_ids, '--batch_size', str(batch), '--no_html'])
+        summary = json.loads((out / 'summary.json').read_text())
+        images = max(1, summary['images_done'])
+        faces = max(1, summary['faces_restored'])
+        row = {'impl': 'pipeline', 'batch': batch, 'images': summary['images_done'], 'faces': summary['faces_restored'],
+               'exit': code, 's_per_image': summary['total_seconds'] / images, 's_per_face': summary['total_seconds'] / faces,
+               'model_load_s': summary['model_load_seconds'], 'device': summary['device']}
+        for stage, seconds in summary['stage_seconds'].items():
+            row[f'{stage}_s_per_image'] = seconds / images
+        row['machine'] = machine_info(summary['device'])
+        rows.append(row)
     return rows
 
 
@@ -122,25 +163,46 @@ def main(argv=None):
     gen.add_argument('--dict_root', help='where random dictionaries are written (reused across runs)')
     gen.add_argument('--json', help='write the rows here')
     gen.add_argument('--quick', action='store_true', help='K=4, batch 1, one repeat (a smoke run)')
+    pipe = sub.add_parser('pipeline', help='time test_FaceDict on a folder, split by stage')
+    pipe.add_argument('--images', default=str(ROOT.parent / 'shared' / 'data' / 'whole' / 'dfdnet_testwhole'))
+    pipe.add_argument('--checkpoint', help='generator checkpoint (default: random weights, K atoms)')
+    pipe.add_argument('--dict_dir')
+    pipe.add_argument('--k', type=int, nargs=1, default=[8])
+    pipe.add_argument('--batch', type=int, nargs='+', default=[1])
+    pipe.add_argument('--upscale_factor', type=int, default=4)
+    pipe.add_argument('--gpu_ids', default='-1')
+    pipe.add_argument('--threads', type=int, default=2)
+    pipe.add_argument('--json')
     one = sub.add_parser('_one')
     for name, kind in (('--impl', str), ('--k', int), ('--batch', int), ('--dtype', str), ('--device', str),
-                       ('--threads', int), ('--repeats', int), ('--dict_dir', str)):
+                       ('--threads', int), ('--repeats', int), ('--dict_dir', str), ('--checkpoint', str)):
         one.add_argument(name, type=kind, required=True)
     args = parser.parse_args(argv)
 
     if args.command == '_one':
         print(json.dumps(run_one(args)))
         return 0
-    if args.quick:
-        args.k, args.batch, args.dtype, args.repeats, args.released = [4], [1], ['fp32'], 1, False
-    rows = run_generator(args)
     from dfdnet.utils.benchmarking import markdown_table
 
-    print(markdown_table(rows, ['impl', 'K', 'batch', 'dtype', 'device', 's_per_face', 'faces_per_s',
-                                'peak_rss_mb', 'dict_mb']))
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
-    return 1 if any('error' in r for r in rows) else 0
+    if args.command == 'pipeline':
+        import torch
+
+        torch.set_num_threads(args.threads)
+        rows = run_pipeline(args)
+        stages = sorted({k for r in rows for k in r if k.endswith('_s_per_image')})
+        print(markdown_table(rows, ['batch', 'images', 'faces', 'device', 's_per_image', 's_per_face'] + stages))
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=2))
+        return 0 if all(r['exit'] == 0 for r in rows) else 1
+    else:
+        if args.quick:
+            args.k, args.batch, args.dtype, args.repeats, args.released = [4], [1], ['fp32'], 1, False
+        rows = run_generator(args)
+        print(markdown_table(rows, ['impl', 'K', 'batch', 'dtype', 'device', 's_per_face', 'faces_per_s',
+                                    'peak_rss_mb', 'dict_mb']))
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=2))
+        return 1 if any('error' in r for r in rows) else 0
 
 
 if __name__ == '__main__':

@@ -61,7 +61,7 @@ def test_released_checkpoint_loads_every_tensor(tmp_path, released_state, dict_d
     torch.save(released_state, path)
     state, config, fmt = read_checkpoint(path)
     assert fmt == 'released' and config == GeneratorConfig()
-    model = load_generator(path, dict_dir)
+    model = load_generator(path, dict_dir, fold_spectral_norm=False)
     assert not model.training
     ours = model.state_dict()
     assert torch.equal(ours['vgg_extractor.vgg_net.conv5_4.weight'], released_state['VggExtract.model.features.34.weight'])
@@ -73,7 +73,7 @@ def test_released_checkpoint_loads_every_tensor(tmp_path, released_state, dict_d
     assert torch.equal(ours['upsample4.4.weight'], released_state['up4.4.weight'])
     # a second load with another random init gives the same tensors: nothing random is left
     torch.manual_seed(12345)
-    fresh = load_generator(path, dict_dir).state_dict()
+    fresh = load_generator(path, dict_dir, fold_spectral_norm=False).state_dict()
     for key, value in fresh.items():
         assert torch.equal(value, ours[key]), key
     assert len(ours) == 386 - 6 - 32 - 32 - 8  # minus classifier, duplicates, to_rgb, blur buffers
@@ -82,7 +82,7 @@ def test_released_checkpoint_loads_every_tensor(tmp_path, released_state, dict_d
 def test_module_prefix_is_accepted(tmp_path, released_state, dict_dir):
     path = tmp_path / 'ddp.pth'
     torch.save({f'module.{k}': v for k, v in released_state.items()}, path)
-    model = load_generator(path, dict_dir)
+    model = load_generator(path, dict_dir, fold_spectral_norm=False)
     assert torch.equal(model.state_dict()['upsample0.conv1.1.weight_orig'], released_state['up0.conv1.1.weight_orig'])
 
 
@@ -119,8 +119,8 @@ def test_basicsr_layout(tmp_path, released_state, dict_dir):
     basicsr = to_basicsr(released_state)
     torch.save({'params': basicsr}, tmp_path / 'DFDNet_official-d1fa5650.pth')
     torch.save(released_state, tmp_path / 'released.pth')
-    a = load_generator(tmp_path / 'DFDNet_official-d1fa5650.pth', dict_dir).state_dict()
-    b = load_generator(tmp_path / 'released.pth', dict_dir).state_dict()
+    a = load_generator(tmp_path / 'DFDNet_official-d1fa5650.pth', dict_dir, fold_spectral_norm=False).state_dict()
+    b = load_generator(tmp_path / 'released.pth', dict_dir, fold_spectral_norm=False).state_dict()
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -132,7 +132,7 @@ def test_own_format_round_trip_keeps_config(tmp_path, dict_dir):
     save_generator(model, tmp_path / 'own.pth', iteration=7)
     state, loaded_config, fmt = read_checkpoint(tmp_path / 'own.pth')
     assert fmt == 'dfdnet-generator' and loaded_config == config
-    loaded = load_generator(tmp_path / 'own.pth', dict_dir)
+    loaded = load_generator(tmp_path / 'own.pth', dict_dir, fold_spectral_norm=False)
     assert loaded.config == config and sorted(loaded.attn_blocks) == sorted(model.attn_blocks)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in loaded.state_dict().items())
 
@@ -179,3 +179,17 @@ def test_vgg_weights_file(tmp_path):
     torch.save(named, tmp_path / 'bad.pth')
     with pytest.raises(CheckpointError, match='conv3_3.weight'):
         load_vgg_weights(face, tmp_path / 'bad.pth')
+
+
+def test_folded_spectral_norm_is_the_eval_weight(tmp_path, released_state, dict_dir):
+    torch.save(released_state, tmp_path / 'g.pth')
+    plain = load_generator(tmp_path / 'g.pth', dict_dir, fold_spectral_norm=False)
+    folded = load_generator(tmp_path / 'g.pth', dict_dir)
+    assert folded.spectral_norm_folded and not any(k.endswith('weight_orig') for k in folded.state_dict())
+    x = torch.randn(2, 512, 6, 6)
+    with torch.no_grad():
+        for name in ('attn_blocks.nose_32', 'multi_scale_dilation.conv_blocks.0'):
+            a, b = plain.get_submodule(name), folded.get_submodule(name)
+            torch.testing.assert_close(b(x), a(x), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match='folded'):
+        save_generator(folded, tmp_path / 'no.pth')

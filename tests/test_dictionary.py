@@ -100,9 +100,13 @@ def test_different_k_is_an_error(tmp_path):
 def test_dictionaries_live_on_the_model_and_are_not_saved(tmp_path):
     bank = load_dictionaries(write_random_dictionaries(tmp_path / 'a', num_atoms=2), LAYOUT)
     model = DFDNetGenerator(GeneratorConfig(), bank)
-    buffers = {id(b) for b in model.buffers()}
-    assert id(bank.atoms('mouth', 32)) in buffers
+    pointers = {b.data_ptr() for b in model.buffers()}
+    atoms = bank.atoms('mouth', 32)
+    assert atoms.shape == (2, 512, 6, 6) and atoms.data_ptr() in pointers
     assert not any(k.startswith('dictionaries') for k in model.state_dict())
+    # moving the model (also to channels-last) neither copies nor re-lays out the atoms
+    model.to('cpu', memory_format=torch.channels_last)
+    assert bank.atoms('mouth', 32).data_ptr() == atoms.data_ptr() and bank.atoms('mouth', 32).is_contiguous()
 
 
 def test_generator_refuses_to_run_without_dictionaries():

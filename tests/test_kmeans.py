@@ -78,11 +78,11 @@ def test_empty_cluster_is_reseeded_and_k_too_large_is_an_error():
     x = np.repeat(np.array([[0, 0], [10, 0], [0, 10]], dtype=np.float32), 5, axis=0)
     result = kmeans(x, 3, seed=0, device='cpu')
     assert sorted(np.bincount(result.labels.numpy()).tolist()) == [5, 5, 5]
-    assert result.inertia == pytest.approx(0.0, abs=1e-6)
+    assert result.inertia == pytest.approx(0.0, abs=1e-3)  # float32 rounding of squared norms ~ 100
     # a starting centre far from every point gets no point: it is moved onto the farthest one
     far_init = np.array([[0, 0], [10, 0], [1000, 1000]], dtype=np.float32)
     reseeded = kmeans(x, 3, init=far_init, device='cpu')
     assert sorted(np.bincount(reseeded.labels.numpy()).tolist()) == [5, 5, 5]
-    assert reseeded.inertia == pytest.approx(0.0, abs=1e-6)
+    assert reseeded.inertia == pytest.approx(0.0, abs=1e-3)
     with pytest.raises(ValueError, match='K=20 needs at least 20 samples, got 15'):
         kmeans(x, 20)

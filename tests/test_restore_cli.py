@@ -147,7 +147,10 @@ def test_missing_checkpoint_stops_before_any_work(tmp_path, capsys, random_model
     results = tmp_path / 'results'
     code = main(['--test_path', str(image), '--results_dir', str(results), '--gpu_ids', '-1',
                  '--checkpoint', str(missing), '--dict_dir', str(dicts)])
-    assert code == 2 and str(missing) in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and str(missing) in err
+    # says plainly which weight files are needed and where
+    assert 'checkpoints/facefh_dictionary/latest_net_G.pth' in err and 'DictionaryCenter512/' in err
     assert not results.exists()
 
 

@@ -124,17 +124,24 @@ def load_state_strict(model: DFDNetGenerator, state: dict, source: str = 'state 
                               f'  unexpected keys ({len(result.unexpected_keys)}): {result.unexpected_keys}')
 
 
-def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig | None = None) -> DFDNetGenerator:
+def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig | None = None,
+                   fold_spectral_norm: bool = True) -> DFDNetGenerator:
     """Build the generator from a checkpoint and a dictionary folder/file, in eval mode on ``device``.
 
     ``config`` overrides the checkpoint's own (released and BasicSR files carry none: the
     released architecture is assumed). Nothing runs with random weights: every failure raises.
+    ``fold_spectral_norm`` (inference) computes the spectral-norm weights once from the stored
+    vectors, as eval mode would at each call; pass False to keep the trainable layout.
     """
     state, file_config, fmt = read_checkpoint(checkpoint)
     config = config or file_config
     model = DFDNetGenerator(config)
     load_state_strict(model, state, source=str(checkpoint))
-    model.to(device).eval()
+    del state
+    model.eval()
+    if fold_spectral_norm:
+        model.fold_spectral_norm()
+    model.to(device, memory_format=torch.channels_last)
     if config.dft_levels:
         model.set_dictionaries(load_dictionaries(dict_dir, config.dictionary_layout(), standardized=config.use_cadain))
     logger.info('loaded %s generator %s (encoder %s, %d px) on %s', fmt, checkpoint, config.encoder,
@@ -144,6 +151,9 @@ def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig |
 
 def save_generator(model: DFDNetGenerator, path, **metadata) -> None:
     """Write this project's checkpoint format atomically (dictionaries are not included)."""
+    if getattr(model, 'spectral_norm_folded', False):
+        raise ValueError('cannot save a generator whose spectral norm was folded for inference; '
+                         'load it with fold_spectral_norm=False')
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     atomic_torch_save({'format': OWN_FORMAT, 'version': 1, 'config': model.config.to_dict(),
                        'params': state, **metadata}, path)

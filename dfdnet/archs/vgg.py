@@ -76,19 +76,27 @@ class VGGEncoder(nn.Module):
         mean, std = ENCODER_NORMALISATION[arch]
         self.register_buffer('mean', torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer('std', torch.tensor(std).view(1, 3, 1, 1))
-        for module in self.vgg_net:
-            if isinstance(module, nn.Conv2d):  # torchvision's VGG initialisation
-                nn.init.kaiming_normal_(module.weight, mode='fan_out', nonlinearity='relu')
-                nn.init.zeros_(module.bias)
+        self.init_weights()
         self.requires_grad_(False)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """torchvision's VGG initialisation (Kaiming normal, fan-out; zero biases) from the global RNG."""
+        for module in self.vgg_net:
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode='fan_out', nonlinearity='relu')
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor, num_levels: int = 4) -> list[torch.Tensor]:
+        """The first ``num_levels`` tap features (the stack stops after the last one needed)."""
         x = ((x + 1) / 2 - self.mean) / self.std
         features = []
         for name, layer in self.vgg_net.named_children():
             x = layer(x)
             if name in self.taps:
                 features.append(x)
+                if len(features) == num_levels:
+                    break
         return features
 
 
@@ -127,8 +135,9 @@ def load_vgg_weights(encoder: VGGEncoder, path) -> None:
         state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as exc:  # torch.load raises many types for bad files
         raise CheckpointError(f'cannot read VGG weights {path}: {type(exc).__name__}: {exc}') from exc
-    if isinstance(state, dict) and 'state_dict' in state:
-        state = state['state_dict']
+    for key in ('state_dict', 'params'):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
     if not isinstance(state, dict):
         raise CheckpointError(f'{path}: expected a state dict, got {type(state).__name__}')
     state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
@@ -144,3 +153,21 @@ def load_vgg_weights(encoder: VGGEncoder, path) -> None:
         encoder.vgg_net.load_state_dict({k: state[k] for k in wanted}, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f'{path}: {exc}') from exc
+
+
+def load_vgg_encoder(arch: str, path) -> VGGEncoder:
+    """A frozen, eval-mode ``VGGEncoder`` ('vgg19' or 'vggface') with weights from a user file."""
+    encoder = VGGEncoder(arch)
+    load_vgg_weights(encoder, path)
+    return encoder.eval()
+
+
+def seed_random_weights_(encoder: VGGEncoder, seed: int) -> VGGEncoder:
+    """Give ``encoder`` seeded random weights (torchvision's init), leaving the global RNG as it was.
+
+    The same seed gives the same encoder everywhere (dictionary building, training, tests).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        encoder.init_weights()
+    return encoder

@@ -104,6 +104,20 @@ def build_preparer(options, face_size: int, device: str = 'cpu'):
                         landmarks5=DlibLandmarker(5), template=template, only_largest=options.only_largest_face)
 
 
+WEIGHTS_HINT = """
+DFDNet needs a generator checkpoint and its component dictionaries. This project does not ship a
+trained model yet: put the released files at
+    checkpoints/facefh_dictionary/latest_net_G.pth
+    DictionaryCenter512/{left_eye,right_eye,nose,mouth}_{256,128,64,32}_center.npy   (16 files)
+or pass --checkpoint FILE --dict_dir DIR (the BasicSR port's DFDNet_official-*.pth and
+DFDNet_dict_512-*.pth, or a model trained with train.py, work too)."""
+
+
+def missing_weights_hint(checkpoint, dict_dir) -> str:
+    """The hint above when the checkpoint or the dictionaries do not exist at all."""
+    return WEIGHTS_HINT if not Path(checkpoint).exists() or not Path(dict_dir).exists() else ''
+
+
 def _fail(message: str) -> int:
     print(f'error: {message}', file=sys.stderr)
     return 2
@@ -149,7 +163,9 @@ def main(argv=None) -> int:
     try:
         generator = load_generator(options.checkpoint, options.dict_dir, device=device)
         preparer = build_preparer(options, generator.config.image_size, device)
-    except (CheckpointError, DictionaryError, LandmarkError, FileNotFoundError, ValueError) as exc:
+    except (CheckpointError, DictionaryError) as exc:
+        return _fail(str(exc) + missing_weights_hint(options.checkpoint, options.dict_dir))
+    except (LandmarkError, FileNotFoundError, ValueError) as exc:
         return _fail(str(exc))
     load_seconds = time.perf_counter() - start
 

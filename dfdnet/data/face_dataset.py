@@ -80,8 +80,8 @@ def load_landmarks(files: list, source, landmark_size: int = 512, cache_out=None
         if cache_out is None:
             raise ValueError('no landmark source and nowhere to cache detected landmarks')
         cache = LandmarkCache.load_or_new(cache_out, files[0].parent, face_size=landmark_size, model='dlib68')
-        _detect_missing(cache, files, landmark_size)
-        cache.save(cache_out)
+        if _detect_missing(cache, files, landmark_size):
+            cache.save(cache_out)
         found = _from_cache(cache, files, landmark_size, cache_out)
     missing = len(files) - len(found)
     if missing:
@@ -110,8 +110,8 @@ def _from_cache(cache, files, landmark_size, where) -> dict:
     return found
 
 
-def _detect_missing(cache, files, landmark_size) -> None:
-    """Detect 68 landmarks with dlib for the files the cache has not seen (progress bar)."""
+def _detect_missing(cache, files, landmark_size) -> int:
+    """Detect 68 landmarks with dlib for the files the cache has not seen (progress bar); returns how many."""
     from tqdm import tqdm
 
     from dfdnet.face.detection import FaceDetector
@@ -119,8 +119,9 @@ def _detect_missing(cache, files, landmark_size) -> None:
 
     todo = [f for f in files if not cache.has_image(f.resolve())]
     if not todo:
-        return
-    detector, landmarker = FaceDetector('hog', upsample=0), DlibLandmarker(68)
+        return 0
+    # Aligned faces are large: try without upsampling first, then once upsampled.
+    detectors, landmarker = (FaceDetector('hog', upsample=0), FaceDetector('hog', upsample=1)), DlibLandmarker(68)
     for path in tqdm(todo, desc='dlib 68 landmarks', unit='face'):
         raw = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if raw is None:
@@ -130,12 +131,15 @@ def _detect_missing(cache, files, landmark_size) -> None:
         rgb = cv2.cvtColor(raw, cv2.COLOR_BGR2RGB)
         if rgb.shape[:2] != (landmark_size, landmark_size):
             rgb = cv2.resize(rgb, (landmark_size, landmark_size), interpolation=cv2.INTER_AREA)
-        found = detector(rgb)
+        found = detectors[0](rgb)
+        if not len(found):
+            found = detectors[1](rgb)
         if not len(found):
             logger.warning('no face found in %s: skipped', path)
             cache.add(path.resolve(), flag='no_face')
             continue
         cache.add(path.resolve(), landmarker(rgb, found.boxes[0]))
+    return len(todo)
 
 
 class FaceDataset(Dataset):

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dfdnet.face.landmarks import landmark_file_for, read_landmarks, write_landmarks
 from dfdnet.utils.files import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -236,30 +237,17 @@ class LandmarkCache:
 # ---------------------------------------------------------------------- released .txt format
 def read_landmark_txt(path) -> np.ndarray:
     """Read a released ``<image name>.txt``: 68 rows ``x y`` -> (68, 2) float32."""
-    path = Path(path)
-    try:
-        points = np.loadtxt(path, dtype=np.float64, ndmin=2)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f'cannot read landmark file {path}: {exc}') from exc
-    if points.shape != (NUM_LANDMARKS, 2):
-        raise ValueError(f'{path}: expected {NUM_LANDMARKS} rows "x y", got an array of shape {points.shape}')
-    return _check_landmarks(points, str(path))
+    return _check_landmarks(read_landmarks(path, NUM_LANDMARKS), str(path))
 
 
 def write_landmark_txt(path, landmarks) -> None:
     """Write 68 rows ``x y`` (3 decimals, as the released files) atomically."""
-    points = _check_landmarks(landmarks, str(path))
-    with atomic_path(path) as tmp:
-        np.savetxt(tmp, points, fmt='%.3f')
+    write_landmarks(path, _check_landmarks(landmarks, str(path)))
 
 
 def landmark_txt_path(folder, image_name: str) -> Path | None:
     """The landmark file of ``image_name`` in ``folder``: ``<name>.txt`` (released) or ``<stem>.txt``."""
-    folder = Path(folder)
-    for candidate in (folder / f'{image_name}.txt', folder / f'{os.path.splitext(image_name)[0]}.txt'):
-        if candidate.is_file():
-            return candidate
-    return None
+    return landmark_file_for(image_name, folder)
 
 
 def load_landmark_folder(folder, image_names, strict: bool = False) -> dict:

@@ -68,7 +68,8 @@ def make_validation_set(folder, files, landmarks: dict, image_size: int, degrada
         stem = f'{i:04d}_{path.stem}'
         _write_png(folder / 'gt' / f'{stem}.png', sample.gt)
         _write_png(folder / 'lq' / f'{stem}.png', sample.lq)
-        items.append({'name': stem, 'source': str(path.resolve()), 'boxes': component_boxes(points, image_size).tolist(),
+        items.append({'name': stem, 'source': str(path.resolve()),
+                      'boxes': component_boxes(points, image_size).tolist(),
                       'params': sample.params})
     if not items:
         raise ValueError('the validation set would be empty (no held-out face with landmarks)')

@@ -70,9 +70,9 @@ def memory_estimate(layout: dict, samples: int, k: int, chunk_mb: int) -> dict:
     disk = sum(samples * d * 2 for d in dims.values())
     largest = max(dims.values())
     rows = max(1, chunk_mb * 2**20 // (largest * 4))
-    # a block as read (float16), in float32 and in float64 for the sums; centres (float32, new and
-    # old) and their float64 sums; the block's (rows, K) distances and their temporaries
-    working = rows * largest * (2 + 4 + 8) + k * largest * (4 + 4 + 8) + 3 * rows * k * 4
+    # a block as read (float16) and in float32; centres (float32, old and new), their float64
+    # sums and one block's float32 sums; the block's (rows, K) distances and their temporaries
+    working = rows * largest * (2 + 4) + k * largest * (4 + 4 + 8 + 4) + 3 * rows * k * 4
     return {'feature_cache_bytes': disk, 'largest_dimension': largest,
             'largest_features_bytes': samples * largest * 2, 'kmeans_working_bytes': working}
 
@@ -151,7 +151,7 @@ def _cluster(store: FeatureStore, options: BuildOptions, layout: dict, out: Path
         if features.shape[0] < options.k:
             raise DictionaryBuildError(f'K={options.k} is larger than the {features.shape[0]} usable {part} crops at '
                                        f'feature size {fsize}: use a smaller --k or more faces')
-        chunk = max(1, options.kmeans.chunk_mb * 2**20 // (features.shape[1] * 4))
+        chunk = max(1, options.kmeans.chunk_mb * 2**20 // (features.shape[1] * 4)) if options.kmeans.chunk_mb else None
         started = time.time()
         result = kmeans(features, options.k, seed=options.seed, max_iter=options.kmeans.max_iter,
                         tol=options.kmeans.tol, chunk_size=chunk, device=device,
@@ -207,7 +207,8 @@ def build_dictionary(options: BuildOptions) -> BuildSummary:
                                    f'{len(entries)} faces x {views} view(s) = {len(entries) * views}; '
                                    'use a smaller --k or more faces')
     layout = feature_layout(config)
-    need = memory_estimate(layout, len(entries) * views, options.k, options.kmeans.chunk_mb)
+    chunk_mb = options.kmeans.chunk_mb or (1024 if device.type == 'cuda' else 32)
+    need = memory_estimate(layout, len(entries) * views, options.k, chunk_mb)
     logger.info('%d faces x %d views; feature cache %.2f GB on disk; largest k-means features %.2f GB '
                 '(float16), working set %.2f GB', len(entries), views, need['feature_cache_bytes'] / 1e9,
                 need['largest_features_bytes'] / 1e9, need['kmeans_working_bytes'] / 1e9)

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from dfdnet.archs.checkpoint import read_checkpoint
 from dfdnet.archs.dfdnet_arch import GeneratorConfig
 from dfdnet.archs.dft import scale_boxes
-from dfdnet.archs.vgg import TAP_CHANNELS, TAP_STRIDES, VGGEncoder, load_vgg_weights
+from dfdnet.archs.vgg import TAP_CHANNELS, TAP_STRIDES, VGGEncoder, load_vgg_weights, seed_random_weights_
 from dfdnet.errors import CheckpointError
 from dfdnet.face.components import PART_NAMES, component_boxes, flip_landmarks
 
@@ -99,9 +99,7 @@ def load_encoder(checkpoint=None, vgg=None, random_seed=None, arch: str = 'vgg19
         info = EncoderInfo('vgg', arch, str(path.resolve()), 'vgg-state-dict', file_sha256=file_sha256(path))
     else:
         config = GeneratorConfig(encoder=arch)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(random_seed))
-            encoder = VGGEncoder(arch)
+        encoder = seed_random_weights_(VGGEncoder(arch), random_seed)  # as train.py's random_encoder_seed
         info = EncoderInfo('random', arch, random_seed=int(random_seed))
         logger.warning('using a RANDOMLY INITIALISED encoder (seed %d): the dictionary is for experiments only',
                        int(random_seed))
@@ -165,15 +163,7 @@ def crop_components(features: list, boxes: torch.Tensor, config: GeneratorConfig
 
 def encode_levels(encoder: VGGEncoder, images: torch.Tensor, num_levels: int = 4) -> list:
     """The first ``num_levels`` taps of ``encoder`` (stops early: level 0 alone is ~4x cheaper)."""
-    x = ((images + 1) / 2 - encoder.mean) / encoder.std
-    taps = []
-    for name, layer in encoder.vgg_net.named_children():
-        x = layer(x)
-        if name in encoder.taps:
-            taps.append(x)
-            if len(taps) == num_levels:
-                break
-    return taps
+    return encoder(images, num_levels=num_levels)
 
 
 def image_to_tensor(face_rgb8: np.ndarray) -> torch.Tensor:

@@ -5,9 +5,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from dfdnet.dictionary.faces import FaceOptions
+from dfdnet.utils.options import from_dict, read_yaml
 
 
 @dataclass
@@ -15,7 +14,7 @@ class KMeansOptions:
     """Lloyd stopping rules and memory limits (bytes are given in MiB / GiB)."""
     max_iter: int = 100
     tol: float = 1e-4
-    chunk_mb: int = 256            # float32 rows per distance block, in MiB
+    chunk_mb: int | None = None    # float32 rows per distance block, in MiB (None: 32 on CPU, 1024 on GPU)
     resident_gb: float = 4.0       # copy a (part, level)'s features to the device when at most this big
 
 
@@ -72,36 +71,11 @@ class BuildOptions:
         return dataclasses.asdict(self)
 
 
-def _build(cls, values: dict, where: str):
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(names))
-    if unknown:
-        raise ValueError(f'{where}: unknown option(s) {unknown}; known: {sorted(names)}')
-    kwargs = {}
-    for key, value in values.items():
-        nested = {'faces': FaceOptions, 'kmeans': KMeansOptions}.get(key) if cls is BuildOptions else None
-        if nested is not None:
-            if not isinstance(value, dict):
-                raise ValueError(f'{where}: {key} must be a mapping, got {value!r}')
-            value = _build(nested, value, f'{where}: {key}')
-        kwargs[key] = value
-    return cls(**kwargs)
-
-
 def load_options(path=None, overrides: dict | None = None) -> BuildOptions:
     """Options from a YAML file (``path``, optional), with ``overrides`` (dotted keys such as
-    ``faces.align``) applied on top; values of None in ``overrides`` are ignored."""
-    values = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f'options file not found: {path}')
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ValueError(f'cannot parse options file {path}: {exc}') from exc
-        if not isinstance(values, dict):
-            raise ValueError(f'{path}: expected a mapping of options, got {type(values).__name__}')
+    ``faces.align``) applied on top; values of None in ``overrides`` are ignored. Unknown keys and
+    wrong types raise ``OptionsError`` (a ``ValueError``) naming the key."""
+    values = read_yaml(path) if path is not None else {}
     for key, value in (overrides or {}).items():
         if value is None:
             continue
@@ -110,4 +84,4 @@ def load_options(path=None, overrides: dict | None = None) -> BuildOptions:
         for parent in parents:
             target = target.setdefault(parent, {})
         target[leaf] = value
-    return _build(BuildOptions, values, str(path or 'options'))
+    return from_dict(BuildOptions, values, '')

@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dfdnet.archs.vgg import VGGEncoder, torchvision_to_named
-from dfdnet.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
 
@@ -50,37 +47,3 @@ class ReconstructionLoss(nn.Module):
                 # mean over C·H·W and the batch = ‖·‖² / (C H W) averaged over samples
                 l_percep = l_percep + weight * F.mse_loss(out_f.float(), tgt_f.float())
         return l_pix + l_percep, {'l_pix': l_pix.detach(), 'l_percep': l_percep.detach()}
-
-
-def load_vgg_encoder(arch: str, path) -> VGGEncoder:
-    """A frozen ``VGGEncoder`` ('vgg19' or 'vggface') with weights from a user file.
-
-    Accepts a torchvision-layout state dict (``features.<idx>.*`` or ``<idx>.*``; classifier keys
-    are ignored), optionally under a ``state_dict``/``params`` key, or this project's layer names
-    (``conv1_1.weight``, ...). Every conv the encoder needs must be present.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f'VGG weights file not found: {path}')
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as exc:  # torch.load raises many types for bad files
-        raise CheckpointError(f'cannot read VGG weights {path}: {type(exc).__name__}: {exc}') from exc
-    for key in ('state_dict', 'params'):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise CheckpointError(f'{path}: expected a state dict, got {type(state).__name__}')
-    encoder = VGGEncoder(arch)
-    named = state if any(k.startswith('conv1_1.') for k in state) else torchvision_to_named(state, arch)
-    wanted = encoder.vgg_net.state_dict()
-    named = {k: v for k, v in named.items() if k in wanted}
-    missing = sorted(set(wanted) - set(named))
-    if missing:
-        raise CheckpointError(f'{path}: not a {arch} VGG state dict (missing {missing[:6]}{"..." if len(missing) > 6 else ""})')
-    try:
-        encoder.vgg_net.load_state_dict(named)
-    except RuntimeError as exc:
-        raise CheckpointError(f'{path}: {exc}') from exc
-    logger.info('loaded %s encoder weights from %s', arch, path)
-    return encoder.requires_grad_(False).eval()

@@ -15,7 +15,7 @@ from dfdnet.archs.checkpoint import load_state_strict, read_checkpoint
 from dfdnet.archs.dfdnet_arch import DFDNetGenerator, GeneratorConfig
 from dfdnet.archs.dictionary import dictionary_file_name, load_dictionaries
 from dfdnet.archs.discriminator import MultiScaleDiscriminator
-from dfdnet.losses.reconstruction import load_vgg_encoder
+from dfdnet.archs.vgg import load_vgg_encoder, seed_random_weights_
 from dfdnet.utils.files import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -65,11 +65,7 @@ def build_generator(config: GeneratorConfig, weights, experiment_dir, seed: int)
     elif not weights.pretrain_network_g:
         if weights.random_encoder_seed is None:
             raise ValueError('no encoder weights given (pretrain_network_g / encoder_weights / random_encoder_seed)')
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(weights.random_encoder_seed)
-            for module in net_g.vgg_extractor.modules():
-                if isinstance(module, torch.nn.Conv2d):
-                    module.reset_parameters()
+        seed_random_weights_(net_g.vgg_extractor, weights.random_encoder_seed)
         record['random_encoder_seed'] = int(weights.random_encoder_seed)
         logger.warning('the encoder has RANDOM weights (random_encoder_seed=%d): for smoke tests only',
                        weights.random_encoder_seed)

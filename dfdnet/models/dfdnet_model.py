@@ -25,18 +25,23 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 class GeneratorEMA:
-    """Exponential moving average of every floating-point entry of G's state dict (params and
-    spectral-norm vectors). ``swapped_in(model)`` temporarily loads the averaged weights."""
+    """Exponential moving average of G's parameters; buffers (the spectral-norm power-iteration
+    vectors ``weight_u``/``weight_v``) are copied, not averaged: an average of those vectors is
+    not a singular-vector estimate and can make sigma ~ 0. ``swapped_in(model)`` temporarily
+    loads the averaged weights."""
 
     def __init__(self, model: nn.Module, decay: float):
         self.decay = float(decay)
+        self.param_names = {name for name, _ in model.named_parameters()}
         self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         for key, value in model.state_dict().items():
-            if key in self.shadow:
+            if key in self.param_names:
                 self.shadow[key].lerp_(value.detach(), 1.0 - self.decay)
+            elif key in self.shadow:
+                self.shadow[key].copy_(value.detach())
 
     @contextlib.contextmanager
     def swapped_in(self, model: nn.Module):
@@ -84,6 +89,9 @@ class DFDNetModel:
                                                        patience=options.lr_patience, min_lr=options.min_lr)
             for opt in (self.optimizer_g, self.optimizer_d))
         self.amp_dtype = AMP_DTYPES[options.amp]
+        if self.amp_dtype is not None and self.device.type == 'cpu':
+            logger.warning('%s autocast on CPU: correct but usually much slower than float32 (meant for GPUs)',
+                           options.amp)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=options.amp == 'fp16')
         self.ema = GeneratorEMA(unwrap(net_g), options.ema_decay) if options.ema_decay > 0 else None
 

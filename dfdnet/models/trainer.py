@@ -61,6 +61,9 @@ def init_distributed(launcher: str, device_option: str) -> tuple[DistInfo, torch
         return DistInfo(), device
     if launcher != 'pytorch':
         raise ValueError(f"launcher must be 'none' or 'pytorch', got {launcher!r}")
+    if 'RANK' not in os.environ or 'WORLD_SIZE' not in os.environ:
+        raise RuntimeError('--launcher pytorch needs the RANK/WORLD_SIZE variables that torchrun sets: run '
+                           '`torchrun --nproc_per_node=N train.py -opt ... --launcher pytorch`')
     info = DistInfo(int(os.environ['RANK']), int(os.environ['WORLD_SIZE']), int(os.environ.get('LOCAL_RANK', 0)))
     if use_cuda:
         torch.cuda.set_device(info.local_rank)
@@ -184,6 +187,11 @@ class Trainer:
         self.iteration, self.epoch = int(state['iteration']), int(state['epoch'])
         self.batches_in_epoch = int(state['batches_in_epoch'])
         self.best = dict(state['best'])
+        saved_layout = (int(state['batch_size']), int(state['world_size']))
+        if saved_layout != (self.options.train_data.batch_size, self.info.world_size):
+            logger.warning('state saved with batch %d x %d processes, resuming with %d x %d: the data order of this '
+                           'epoch differs from an uninterrupted run', state['batch_size'], state['world_size'],
+                           self.options.train_data.batch_size, self.info.world_size)
         rng = state['rng']
         if len(rng) == self.info.world_size:
             set_rng_state(rng[self.info.rank])
@@ -297,5 +305,11 @@ class Trainer:
         self.info.barrier()
 
     def close(self) -> None:
+        """End the process group and detach this run's log handlers."""
         if self.info.enabled and dist.is_initialized():
             dist.destroy_process_group()
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            if getattr(handler, '_dfdnet', False):
+                root.removeHandler(handler)
+                handler.close()

@@ -213,7 +213,7 @@ def from_dict(cls, data, where: str = ''):
         data = {}
     if not isinstance(data, dict):
         raise OptionsError(f'{where or "options"}: expected a mapping, got {type(data).__name__}')
-    if hasattr(cls, 'from_dict') and cls is not TrainOptions:
+    if hasattr(cls, 'from_dict'):
         try:
             return cls.from_dict(data)
         except (ValueError, TypeError) as exc:
@@ -259,8 +259,8 @@ def apply_overrides(data: dict, overrides) -> dict:
     return data
 
 
-def parse_options(path, overrides=()) -> tuple[TrainOptions, dict]:
-    """Read a YAML file, apply overrides, return (typed options, resolved plain dict)."""
+def read_yaml(path) -> dict:
+    """The mapping in a YAML options file; ``OptionsError`` naming the file if it is missing or invalid."""
     path = Path(path)
     if not path.is_file():
         raise OptionsError(f'options file not found: {path}')
@@ -268,6 +268,15 @@ def parse_options(path, overrides=()) -> tuple[TrainOptions, dict]:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise OptionsError(f'{path}: invalid YAML: {exc}') from exc
+    if not isinstance(data, dict):
+        raise OptionsError(f'{path}: expected a mapping of options, got {type(data).__name__}')
+    return data
+
+
+def parse_options(path, overrides=()) -> tuple[TrainOptions, dict]:
+    """Read a YAML file, apply overrides, return (typed options, resolved plain dict)."""
+    path = Path(path)
+    data = read_yaml(path)
     apply_overrides(data, overrides)
     try:
         options = from_dict(TrainOptions, data)

@@ -1,0 +1,39 @@
+"""scripts/benchmark.py runs in its quick mode and reports what it measured."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def test_generator_quick(tmp_path):
+    out = tmp_path / 'bench.json'
+    proc = subprocess.run([sys.executable, str(ROOT / 'scripts' / 'benchmark.py'), 'generator', '--quick',
+                           '--dict_root', str(tmp_path / 'dicts'), '--json', str(out), '--threads', '1'],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(out.read_text())
+    assert len(rows) == 1 and rows[0]['K'] == 4 and rows[0]['impl'] == 'ours'
+    assert rows[0]['s_per_face'] > 0 and rows[0]['peak_rss_mb'] > 100
+    assert rows[0]['machine']['torch'] and rows[0]['machine']['torch_threads'] == 1
+    assert '| ours | 4 | 1 | fp32 | cpu |' in proc.stdout
+
+
+def test_pipeline_one_image(tmp_path, shared_data):
+    images = tmp_path / 'images'
+    images.mkdir()
+    source = sorted((shared_data / 'whole' / 'dfdnet_testwhole').iterdir())[0]
+    (images / source.name).write_bytes(source.read_bytes())
+    out = tmp_path / 'pipe.json'
+    proc = subprocess.run([sys.executable, str(ROOT / 'scripts' / 'benchmark.py'), 'pipeline', '--images', str(images),
+                           '--k', '4', '--upscale_factor', '1', '--threads', '1', '--json', str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = json.loads(out.read_text())[0]
+    assert row['images'] == 1 and row['faces'] >= 1 and row['exit'] == 0
+    assert {'detect_s_per_image', 'restore_s_per_image'} <= set(row)
+    assert row['restore_s_per_image'] > row['detect_s_per_image']
