@@ -23,7 +23,7 @@ from dfdnet.archs.dfdnet_arch import DFDNetGenerator, GeneratorConfig
 from dfdnet.archs.dictionary import load_dictionaries
 from dfdnet.archs.vgg import vgg_layer_names
 from dfdnet.errors import CheckpointError
-from dfdnet.utils.files import atomic_torch_save
+from dfdnet.utils.files import atomic_torch_save, load_torch_file
 
 logger = logging.getLogger(__name__)
 
@@ -89,13 +89,7 @@ def read_checkpoint(path) -> tuple[dict, GeneratorConfig, str]:
     ``CheckpointError`` naming the path if the file is missing, unreadable or unrecognised.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f'generator checkpoint not found: {path}')
-    try:
-        data = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as exc:  # torch.load raises many types for bad files
-        raise CheckpointError(f'cannot read generator checkpoint {path} (truncated or not a PyTorch file?): '
-                              f'{type(exc).__name__}: {exc}') from exc
+    data = load_torch_file(path, 'generator checkpoint', CheckpointError)
     if not isinstance(data, dict):
         raise CheckpointError(f'{path}: expected a state dict, got {type(data).__name__}')
     if data.get('format') == OWN_FORMAT:

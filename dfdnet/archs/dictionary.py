@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from torch import nn
 
 from dfdnet.errors import DictionaryError
 from dfdnet.face.components import PART_NAMES
+from dfdnet.utils.files import load_torch_file
 
 logger = logging.getLogger(__name__)
 
@@ -121,10 +121,7 @@ def _load_npy_folder(folder: Path, layout: dict) -> dict:
 
 
 def _load_basicsr_pth(path: Path, layout: dict) -> dict:
-    try:
-        data = torch.load(path, map_location='cpu', weights_only=True)
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
-        raise DictionaryError(f'cannot read dictionary file {path}: {exc}') from exc
+    data = load_torch_file(path, 'dictionary file', DictionaryError)
     if not isinstance(data, dict):
         raise DictionaryError(f'{path}: expected a dict {{feature size: {{part: tensor}}}}, got {type(data).__name__}')
     atoms = {}

@@ -127,14 +127,10 @@ def load_vgg_weights(encoder: VGGEncoder, path) -> None:
     connected layers are ignored. Raises ``CheckpointError`` naming the file on any mismatch.
     """
     from dfdnet.errors import CheckpointError
+    from dfdnet.utils.files import load_torch_file
 
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f'VGG weights file not found: {path}')
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as exc:  # torch.load raises many types for bad files
-        raise CheckpointError(f'cannot read VGG weights {path}: {type(exc).__name__}: {exc}') from exc
+    state = load_torch_file(path, 'VGG weights file', CheckpointError)
     for key in ('state_dict', 'params'):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

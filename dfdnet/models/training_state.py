@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dfdnet.utils.files import atomic_torch_save
+from dfdnet.utils.files import atomic_torch_save, load_torch_file
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +65,7 @@ def list_states(folder) -> list[Path]:
 
 def load_training_state(path, device='cpu') -> dict:
     """Read a state file; a truncated or foreign file raises ``ValueError`` naming it."""
-    try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # torch.load raises many types for bad files
-        raise ValueError(f'cannot read training state {path}: {type(exc).__name__}: {exc}') from exc
+    return load_torch_file(path, 'training state', ValueError, map_location=device)
 
 
 def latest_state(folder) -> Path | None:

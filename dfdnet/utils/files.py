@@ -29,3 +29,18 @@ def atomic_torch_save(obj, path) -> None:
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def load_torch_file(path, what: str, error=RuntimeError, map_location='cpu'):
+    """``torch.load(weights_only=True)`` of ``path``; a missing or unreadable file raises ``error``
+    with a message naming ``what`` and the path (torch.load raises many types for bad files)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise error(f'{what} not found: {path}')
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise error(f'cannot read {what} {path} (truncated or not a PyTorch file?): '
+                    f'{type(exc).__name__}: {exc}') from exc
