@@ -99,7 +99,11 @@ def write_random_checkpoint(path: Path) -> Path:
 
 
 def run_generator(args) -> list[dict]:
-    dict_root = Path(args.dict_root or tempfile.mkdtemp(prefix='dfdnet_bench_'))
+    if args.dict_root is None:  # nothing to reuse: work in a folder that is removed afterwards
+        with tempfile.TemporaryDirectory(prefix='dfdnet_bench_') as tmp:
+            args.dict_root = tmp
+            return run_generator(args)
+    dict_root = Path(args.dict_root)
     checkpoint = write_random_checkpoint(dict_root / 'random_net_G.pth')
     rows = []
     configs = [('ours', k, b, d) for k in args.k for b in args.batch for d in args.dtype]
@@ -122,10 +126,14 @@ def run_generator(args) -> list[dict]:
 
 def run_pipeline(args) -> list[dict]:
     """Whole-image pipeline on a folder: seconds per image and per face, split by stage."""
+    with tempfile.TemporaryDirectory(prefix='dfdnet_bench_pipeline_') as tmp:
+        return _run_pipeline(args, Path(tmp))
+
+
+def _run_pipeline(args, work: Path) -> list[dict]:
     from dfdnet.cli import restore
     from dfdnet.utils.benchmarking import machine_info
 
-    work = Path(tempfile.mkdtemp(prefix='dfdnet_bench_pipeline_'))
     checkpoint, dict_dir = args.checkpoint, args.dict_dir
     if checkpoint is None:  # random weights in our format: timing only
         checkpoint = write_random_checkpoint(work / 'random_net_G.pth')
