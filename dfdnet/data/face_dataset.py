@@ -18,20 +18,18 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from dfdnet.data.degradation_pipeline import DegradationPipeline
 from dfdnet.face.components import component_boxes, flip_landmarks
+from dfdnet.utils.image_io import is_image_file
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.webp')
-
-
 def list_images(folder) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name."""
+    """Image files directly in ``folder``, sorted by name; an error if there are none."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f'image folder not found: {folder}')
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
     if not files:
-        raise FileNotFoundError(f'no images ({", ".join(IMAGE_SUFFIXES)}) in {folder}')
+        raise FileNotFoundError(f'no images in {folder}')
     return files
 
 

@@ -38,10 +38,10 @@ from tqdm import tqdm
 
 from dfdnet.data import degradations as deg
 from dfdnet.utils.files import atomic_path
+from dfdnet.utils.image_io import is_image_file
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def degrade(hq: np.ndarray, params: dict, kernels: list) -> np.ndarray:
 def list_images(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f'image folder not found: {folder}')
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
 
 
 def read_rgb(path: Path) -> np.ndarray:

@@ -21,10 +21,10 @@ import numpy as np
 from tqdm import tqdm
 
 from dfdnet.metrics.psnr_ssim import calculate_psnr, calculate_ssim
+from dfdnet.utils.image_io import is_image_file
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 METRIC_COLUMNS = ('psnr', 'ssim', 'psnr_y', 'ssim_y', 'identity', 'identity_dist', 'landmark_nme',
                   'lpips', 'niqe', 'faces')
 CSV_COLUMNS = ('method', 'file', 'status') + METRIC_COLUMNS
@@ -63,7 +63,7 @@ def images_by_stem(folder: Path, messages: list | None = None) -> dict[str, Path
     if not folder.is_dir():
         raise FileNotFoundError(f'image folder not found: {folder}')
     found = {}
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p)):
         if path.stem in found:
             if messages is not None:
                 messages.append(f'{path}: same stem as {found[path.stem].name}, ignored')
