@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -179,8 +180,29 @@ def test_device_selection_and_model_paths(caplog):
     from dfdnet.cli.restore import build_parser
 
     args = build_parser().parse_args([])
-    assert [p.as_posix() for p in resolve_model_paths(args)] == ['checkpoints/facefh_dictionary/latest_net_G.pth',
-                                                                 'DictionaryCenter512']
+    checkpoint, dicts, source = resolve_model_paths(args, shipped_dir='nowhere')
+    assert [checkpoint.as_posix(), dicts.as_posix()] == ['checkpoints/facefh_dictionary/latest_net_G.pth',
+                                                         'DictionaryCenter512']
+
+
+def test_model_choice_released_wins_then_shipped_then_given(tmp_path):
+    from dfdnet.cli.restore import build_parser
+
+    released_ckpt, released_dicts = tmp_path / 'rel' / 'latest_net_G.pth', tmp_path / 'rel' / 'DictionaryCenter512'
+    shipped = tmp_path / 'shipped'
+    (shipped / 'dictionaries').mkdir(parents=True)
+    (shipped / 'net_g.pth').write_bytes(b'x')
+    args = build_parser().parse_args([])
+    kw = dict(released_checkpoint=released_ckpt, released_dict_dir=released_dicts, shipped_dir=shipped)
+    checkpoint, dicts, source = resolve_model_paths(args, **kw)
+    assert (checkpoint, dicts) == (shipped / 'net_g.pth', shipped / 'dictionaries') and 'default model' in source
+    released_dicts.mkdir(parents=True)
+    released_ckpt.write_bytes(b'x')
+    checkpoint, dicts, source = resolve_model_paths(args, **kw)  # the user's released files win
+    assert (checkpoint, dicts) == (released_ckpt, released_dicts) and source == 'the released DFDNet weights'
+    args = build_parser().parse_args(['--checkpoint', 'mine.pth'])
+    checkpoint, dicts, source = resolve_model_paths(args, **kw)
+    assert (checkpoint, dicts) == (Path('mine.pth'), released_dicts) and source == 'given on the command line'
 
 
 def test_many_faces_go_through_in_batches(tmp_path, shared_data):

@@ -13,6 +13,7 @@ classifier, the duplicate ``VggExtract.features.*`` tensors and the ``to_rgb*`` 
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from pathlib import Path
@@ -119,17 +120,25 @@ def load_state_strict(model: DFDNetGenerator, state: dict, source: str = 'state 
 
 
 def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig | None = None,
-                   fold_spectral_norm: bool = True) -> DFDNetGenerator:
+                   fold_spectral_norm: bool = True, dft_levels=None) -> DFDNetGenerator:
     """Build the generator from a checkpoint and a dictionary folder/file, in eval mode on ``device``.
 
     ``config`` overrides the checkpoint's own (released and BasicSR files carry none: the
     released architecture is assumed). Nothing runs with random weights: every failure raises.
     ``fold_spectral_norm`` (inference) computes the spectral-norm weights once from the stored
     vectors, as eval mode would at each call; pass False to keep the trainable layout.
+    ``dft_levels`` overrides which levels use the dictionaries (``()``: none, the "0 DFT" ablation).
     """
     state, file_config, fmt = read_checkpoint(checkpoint)
     config = config or file_config
+    if dft_levels is not None:  # e.g. () for the "0 DFT" ablation of a trained model
+        config = dataclasses.replace(config, dft_levels=tuple(dft_levels))
     model = DFDNetGenerator(config)
+    # A config with fewer DFT levels (e.g. the "0 DFT" ablation) leaves those confidence blocks unused.
+    unused = sorted({k.split('.')[1] for k in state if k.startswith('attn_blocks.')} - set(model.attn_blocks))
+    if unused and set(config.dft_levels) < set(file_config.dft_levels):
+        logger.info('%s: confidence blocks of the levels without DFT are not used: %s', checkpoint, unused)
+        state = {k: v for k, v in state.items() if not (k.startswith('attn_blocks.') and k.split('.')[1] in unused)}
     load_state_strict(model, state, source=str(checkpoint))
     del state
     model.eval()
@@ -143,11 +152,18 @@ def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig |
     return model
 
 
-def save_generator(model: DFDNetGenerator, path, **metadata) -> None:
-    """Write this project's checkpoint format atomically (dictionaries are not included)."""
+def save_generator(model: DFDNetGenerator, path, half: bool = False, **metadata) -> None:
+    """Write this project's checkpoint format atomically (dictionaries are not included).
+
+    ``half`` stores the weights in float16 (half the file; ``load_generator`` computes in float32
+    again). The spectral-norm vectors stay float32: sigma is sensitive to their precision.
+    """
     if getattr(model, 'spectral_norm_folded', False):
         raise ValueError('cannot save a generator whose spectral norm was folded for inference; '
                          'load it with fold_spectral_norm=False')
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() and not k.endswith(('weight_u', 'weight_v')) else v
+                 for k, v in state.items()}
     atomic_torch_save({'format': OWN_FORMAT, 'version': 1, 'config': model.config.to_dict(),
                        'params': state, **metadata}, path)

@@ -10,10 +10,8 @@ from torch import nn
 from dfdnet.archs.blocks import MSDilationBlock, StyleUpBlock, confidence_block, output_head
 from dfdnet.archs.dft import transfer_roi_align, transfer_slice
 from dfdnet.archs.dictionary import DictionaryBank
-from dfdnet.archs.vgg import TAP_CHANNELS, TAP_STRIDES, VGGEncoder
+from dfdnet.archs.vgg import TAP_STRIDES, VGGEncoder, tap_channels
 from dfdnet.face.components import PART_NAMES
-
-NUM_FEAT = 64  # the decoder widths are tied to the VGG tap channels (512/512/256/128)
 
 
 @dataclass
@@ -28,6 +26,13 @@ class GeneratorConfig:
         dictionaries; () gives the "0 DFT" ablation, (2, 3) the "2 DFT" one.
     use_cadain / use_confidence: Table 3 ablations (off: raw atoms / A = 1).
     crop_mode: 'slice' (released integer crops) or 'roi_align' (differentiable, for training).
+    width: base channel count (64 released). The encoder's channels are width x (1, 2, 4, 8, 8)
+        and the decoder's width x (8, 8, 4, 2, 1), so the taps and the decoder stay matched;
+        smaller widths give the narrow variants (16: 1/16 of the convolution work).
+    residual: add the input image to the output (output = clamp(input + head, -1, 1)), the head's
+        last conv starting at zero so that training starts from the identity. Not in the paper or
+        the released model (False); it lets a small model trained briefly on a CPU beat its
+        input from the first iterations (see docs/default_model.md).
     """
     encoder: str = 'vgg19'
     image_size: int = 512
@@ -36,10 +41,15 @@ class GeneratorConfig:
     use_cadain: bool = True
     use_confidence: bool = True
     crop_mode: str = 'slice'
+    width: int = 64
+    residual: bool = False
 
     def __post_init__(self):
         self.part_sizes = tuple(int(s) for s in self.part_sizes)
         self.dft_levels = tuple(sorted(int(i) for i in self.dft_levels))
+        self.width = int(self.width)
+        if self.width < 1:
+            raise ValueError(f'width must be positive, got {self.width}')
         if self.image_size % 16:
             raise ValueError(f'image_size must be a multiple of 16, got {self.image_size}')
         if len(self.part_sizes) != 4:
@@ -57,12 +67,16 @@ class GeneratorConfig:
     def feature_sizes(self) -> tuple:
         return tuple(self.image_size // d for d in TAP_STRIDES)
 
+    @property
+    def tap_channels(self) -> tuple:
+        return tap_channels(self.width)
+
     def dictionary_layout(self) -> dict:
         """(part, feature size) -> (channels, atom side) for every level that uses DFT."""
         layout = {}
         for level in self.dft_levels:
             for part, size in zip(PART_NAMES, self.part_sizes):
-                layout[(part, self.feature_sizes[level])] = (TAP_CHANNELS[level], size // TAP_STRIDES[level])
+                layout[(part, self.feature_sizes[level])] = (self.tap_channels[level], size // TAP_STRIDES[level])
         return layout
 
     def to_dict(self) -> dict:
@@ -80,17 +94,21 @@ class DFDNetGenerator(nn.Module):
     def __init__(self, config: GeneratorConfig | None = None, dictionaries: DictionaryBank | None = None):
         super().__init__()
         self.config = config or GeneratorConfig()
-        self.vgg_extractor = VGGEncoder(self.config.encoder)
+        width = self.config.width
+        self.vgg_extractor = VGGEncoder(self.config.encoder, width)
         self.attn_blocks = nn.ModuleDict()
         for level in self.config.dft_levels:
             for part in PART_NAMES:
-                self.attn_blocks[f'{part}_{self.config.feature_sizes[level]}'] = confidence_block(TAP_CHANNELS[level])
-        self.multi_scale_dilation = MSDilationBlock(NUM_FEAT * 8, dilations=(4, 3, 2, 1))
-        self.upsample0 = StyleUpBlock(NUM_FEAT * 8, NUM_FEAT * 8)
-        self.upsample1 = StyleUpBlock(NUM_FEAT * 8, NUM_FEAT * 4)
-        self.upsample2 = StyleUpBlock(NUM_FEAT * 4, NUM_FEAT * 2)
-        self.upsample3 = StyleUpBlock(NUM_FEAT * 2, NUM_FEAT)
-        self.upsample4 = output_head(NUM_FEAT)
+                self.attn_blocks[f'{part}_{self.config.feature_sizes[level]}'] = confidence_block(self.config.tap_channels[level])
+        self.multi_scale_dilation = MSDilationBlock(width * 8, dilations=(4, 3, 2, 1))
+        self.upsample0 = StyleUpBlock(width * 8, width * 8)
+        self.upsample1 = StyleUpBlock(width * 8, width * 4)
+        self.upsample2 = StyleUpBlock(width * 4, width * 2)
+        self.upsample3 = StyleUpBlock(width * 2, width)
+        self.upsample4 = output_head(width)
+        if self.config.residual:
+            nn.init.zeros_(self.upsample4[-2].weight)
+            nn.init.zeros_(self.upsample4[-2].bias)
         self.dictionaries = None
         self.spectral_norm_folded = False
         if dictionaries is not None:
@@ -133,6 +151,8 @@ class DFDNetGenerator(nn.Module):
         x = self.upsample1(x, updated[2])
         x = self.upsample2(x, updated[1])
         x = self.upsample3(x, updated[0])
+        if self.config.residual:
+            return (images + self.upsample4(x)).clamp(-1.0, 1.0)
         return self.upsample4(x)
 
     def encode(self, images: torch.Tensor, boxes):

@@ -3,7 +3,8 @@
 Layers are named as in the original VGG papers (``conv1_1``, ``relu1_1``, ``pool1``, ...).
 ``vgg19`` is the released model's encoder (torchvision layout, ImageNet normalisation);
 ``vggface`` is the paper's VGG-Face (VGG16 layout) with the Oxford model's own normalisation.
-Both give features of 128/256/512/512 channels at strides 2/4/8/16.
+Both give features of 128/256/512/512 channels at strides 2/4/8/16; ``width`` < 64 gives a
+narrower VGG of the same layout (all channels scaled by width/64) for small models.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from torch import nn
 
 # Number of 3x3 convs in each of the five VGG blocks.
 _BLOCK_DEPTHS = {'vgg19': (2, 2, 4, 4, 4), 'vggface': (2, 2, 3, 3, 3)}
-_CHANNELS = (64, 128, 256, 512, 512)
+_CHANNEL_MULTIPLIERS = (1, 2, 4, 8, 8)  # x width (64 = VGG's own 64/128/256/512/512)
 
 # The taps: relu2_2, last ReLU of blocks 3 and 4, and the last conv of block 5 *before* its
 # ReLU (the released code cut torchvision's Sequential so that in-place ReLUs gave exactly this).
@@ -25,6 +26,11 @@ ENCODER_TAPS = {
 }
 TAP_CHANNELS = (128, 256, 512, 512)
 TAP_STRIDES = (2, 4, 8, 16)
+
+
+def tap_channels(width: int = 64) -> tuple:
+    """Channels of the four taps for a VGG of base ``width`` (64: 128/256/512/512)."""
+    return tuple(width * m for m in _CHANNEL_MULTIPLIERS[1:])
 
 # Normalisation applied to x in [0, 1]: (x - mean) / std.
 ENCODER_NORMALISATION = {
@@ -49,15 +55,19 @@ class VGGEncoder(nn.Module):
     """VGG feature stack truncated at the last tap; returns the four tap features.
 
     Input: (B, 3, H, W) RGB in [-1, 1]. Output: list of four tensors
-    (B, 128, H/2, W/2), (B, 256, H/4, W/4), (B, 512, H/8, W/8), (B, 512, H/16, W/16).
+    (B, 128, H/2, W/2), (B, 256, H/4, W/4), (B, 512, H/8, W/8), (B, 512, H/16, W/16)
+    for width 64 (channels scale with ``width``).
     ``mean``/``std`` are buffers so that a checkpoint's own values are used.
     """
 
-    def __init__(self, arch: str = 'vgg19'):
+    def __init__(self, arch: str = 'vgg19', width: int = 64):
         super().__init__()
         if arch not in _BLOCK_DEPTHS:
             raise ValueError(f'unknown encoder {arch!r}; choose one of {sorted(_BLOCK_DEPTHS)}')
+        if int(width) < 1:
+            raise ValueError(f'encoder width must be positive, got {width}')
         self.arch = arch
+        self.width = int(width)
         self.taps = ENCODER_TAPS[arch]
         names = vgg_layer_names(arch)
         names = names[:names.index(self.taps[-1]) + 1]
@@ -65,7 +75,7 @@ class VGGEncoder(nn.Module):
         in_ch = 3
         for name in names:
             if name.startswith('conv'):
-                out_ch = _CHANNELS[int(name[4]) - 1]
+                out_ch = self.width * _CHANNEL_MULTIPLIERS[int(name[4]) - 1]
                 layers[name] = nn.Conv2d(in_ch, out_ch, 3, 1, 1)
                 in_ch = out_ch
             elif name.startswith('relu'):

@@ -34,6 +34,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--lpips', choices=['auto', 'off'], default='auto',
                         help='auto: LPIPS if the lpips package and its weights are present locally')
     parser.add_argument('--device', default='cpu', help='device for LPIPS')
+    parser.add_argument('--resize-restored', action='store_true',
+                        help='bicubic-resize restored faces of another size to the GT size (e.g. a 256-px model '
+                             'against 512-px GT); otherwise a size mismatch is an error for that image')
     args = parser.parse_args(argv)
     if not args.restored and not args.baseline:
         parser.error('give --restored DIR (and/or --baseline bicubic --lq DIR --gt DIR)')
@@ -48,7 +51,8 @@ def main(argv=None) -> int:
     options = EvaluationOptions(restored=args.restored, gt_dir=args.gt, lq_dir=args.lq,
                                 baseline_bicubic='bicubic' in args.baseline, gt_landmarks_dir=args.gt_landmarks,
                                 crop_border=args.crop_border, niqe_params=args.niqe_params,
-                                face_metrics=not args.no_face_metrics, lpips=args.lpips, device=args.device)
+                                face_metrics=not args.no_face_metrics, lpips=args.lpips, device=args.device,
+                                resize_restored=args.resize_restored)
     try:
         result = evaluate(options)
     except (FileNotFoundError, ValueError) as exc:

@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = Path('checkpoints/facefh_dictionary/latest_net_G.pth')
 DEFAULT_DICT_DIR = Path('DictionaryCenter512')
+# The project's own trained model (docs/default_model.md), used when the released files are absent.
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parents[2] / 'pretrained' / 'default'
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,12 +33,16 @@ def build_parser() -> argparse.ArgumentParser:
     released.add_argument('--gpu_ids', default='0',
                           help="GPU id, e.g. '0'; '-1' = CPU; falls back to CPU when CUDA is absent (default 0)")
     model = parser.add_argument_group('model')
-    model.add_argument('--checkpoint', type=Path, default=DEFAULT_CHECKPOINT,
+    model.add_argument('--checkpoint', type=Path, default=None,
                        help='generator weights: released latest_net_G.pth, BasicSR port or this project\'s '
-                            'format (default %(default)s)')
-    model.add_argument('--dict_dir', type=Path, default=DEFAULT_DICT_DIR,
+                            f'format (default: {DEFAULT_CHECKPOINT} when it exists, else the model shipped in '
+                            'pretrained/default)')
+    model.add_argument('--dict_dir', type=Path, default=None,
                        help='component dictionaries: a DictionaryCenter512 folder or the BasicSR .pth '
-                            '(default %(default)s)')
+                            f'(default: {DEFAULT_DICT_DIR} with the released checkpoint, else the shipped model\'s)')
+    model.add_argument('--dft_levels', type=int, nargs='*', default=None, choices=(0, 1, 2, 3), metavar='LEVEL',
+                       help='ablation: the feature levels (0 = stride 2 ... 3 = stride 16) that use the '
+                            'dictionaries; give the flag alone for none ("0 DFT"). Default: the model\'s own')
     model.add_argument('--batch_size', type=int, default=4, help='faces per generator forward (default 4)')
     faces = parser.add_argument_group('faces')
     faces.add_argument('--detector', choices=('hog', 'cnn'), default='hog',
@@ -47,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     faces.add_argument('--aligned', action='store_true',
                        help='inputs are aligned faces: no detection, no paste-back')
     faces.add_argument('--landmarks_dir', type=Path, default=None,
-                       help='with --aligned: folder of <image file name>.txt files, 68 rows "x y" in 512 px')
+                       help='with --aligned: folder of <image file name>.txt files, 68 rows "x y" in the '
+                            "input image's pixels")
     faces.add_argument('--landmark_model', choices=('dlib', 'fan'), default='dlib',
                        help="68-point landmarks on the aligned crop: dlib (default) or fan (needs --landmark_weights)")
     faces.add_argument('--landmark_weights', type=Path, default=None,
@@ -62,13 +69,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resolve_model_paths(args) -> tuple:
-    """The (checkpoint, dictionary) paths to load, from the parsed arguments.
+def resolve_model_paths(args, released_checkpoint=DEFAULT_CHECKPOINT, released_dict_dir=DEFAULT_DICT_DIR,
+                        shipped_dir=SHIPPED_MODEL_DIR) -> tuple:
+    """The (checkpoint, dictionary path, description) to load: the single place that decides which
+    model runs.
 
-    The single place that decides which model runs (a fallback to a model shipped with the
-    project belongs here). Returns the paths as given; loading them reports what is wrong.
+    Paths given on the command line win (a missing dictionary path then means the released
+    folder). With neither given, the released files are used when both are in place, else the
+    model shipped in ``pretrained/default``; if that is gone too, the released paths are returned
+    and loading them reports what is missing.
     """
-    return Path(args.checkpoint), Path(args.dict_dir)
+    if args.checkpoint is not None or args.dict_dir is not None:
+        checkpoint = Path(args.checkpoint) if args.checkpoint is not None else Path(released_checkpoint)
+        dict_dir = Path(args.dict_dir) if args.dict_dir is not None else Path(released_dict_dir)
+        return checkpoint, dict_dir, 'given on the command line'
+    if Path(released_checkpoint).exists() and Path(released_dict_dir).exists():
+        return Path(released_checkpoint), Path(released_dict_dir), 'the released DFDNet weights'
+    shipped_dir = Path(shipped_dir)
+    if (shipped_dir / 'net_g.pth').is_file() and (shipped_dir / 'dictionaries').is_dir():
+        return (shipped_dir / 'net_g.pth', shipped_dir / 'dictionaries',
+                "this project's default model (released weights not found; see docs/default_model.md)")
+    return Path(released_checkpoint), Path(released_dict_dir), 'the released DFDNet weights'
 
 
 def select_device(gpu_ids: str) -> str:
@@ -105,8 +126,9 @@ def build_preparer(options, face_size: int, device: str = 'cpu'):
 
 
 WEIGHTS_HINT = """
-DFDNet needs a generator checkpoint and its component dictionaries. This project does not ship a
-trained model yet: put the released files at
+DFDNet needs a generator checkpoint and its component dictionaries. Without --checkpoint and
+--dict_dir it runs the released files when they are in place, else the model shipped in
+pretrained/default (see docs/default_model.md). For the released model, put its files at
     checkpoints/facefh_dictionary/latest_net_G.pth
     DictionaryCenter512/{left_eye,right_eye,nose,mouth}_{256,128,64,32}_center.npy   (16 files)
 or pass --checkpoint FILE --dict_dir DIR (the BasicSR port's DFDNet_official-*.pth and
@@ -139,7 +161,7 @@ def main(argv=None) -> int:
     from dfdnet.utils.image_io import list_images
 
     device = select_device(args.gpu_ids)
-    checkpoint, dict_dir = resolve_model_paths(args)
+    checkpoint, dict_dir, model_source = resolve_model_paths(args)
     try:
         options = RestoreOptions(
             test_path=args.test_path, results_dir=args.results_dir, checkpoint=checkpoint, dict_dir=dict_dir,
@@ -161,13 +183,16 @@ def main(argv=None) -> int:
 
     start = time.perf_counter()
     try:
-        generator = load_generator(options.checkpoint, options.dict_dir, device=device)
+        generator = load_generator(options.checkpoint, options.dict_dir, device=device, dft_levels=args.dft_levels)
         preparer = build_preparer(options, generator.config.image_size, device)
     except (CheckpointError, DictionaryError) as exc:
         return _fail(str(exc) + missing_weights_hint(options.checkpoint, options.dict_dir))
     except (LandmarkError, FileNotFoundError, ValueError) as exc:
         return _fail(str(exc))
     load_seconds = time.perf_counter() - start
+    config = generator.config
+    logger.info('model: %s: %s + %s (DFDNet%d, width %d, DFT levels %s)', model_source, options.checkpoint,
+                options.dict_dir, config.image_size, config.width, list(config.dft_levels))
 
     logger.info('%d image(s) from %s -> %s', len(paths), options.test_path, options.results_dir)
     restorer = FaceRestorer(generator, device=device, batch_size=options.batch_size)

@@ -9,6 +9,7 @@ so that epochs differ while every sample stays reproducible, with any number of 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import cv2
@@ -23,7 +24,14 @@ from dfdnet.utils.image_io import is_image_file
 logger = logging.getLogger(__name__)
 
 def list_images(folder) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name; an error if there are none."""
+    """Image files directly in ``folder``, sorted by name; an error if there are none.
+
+    ``folder`` may be a list of folders: their files in the order given.
+    """
+    if isinstance(folder, (list, tuple)):
+        if not folder:
+            raise FileNotFoundError('no image folders given')
+        return [f for one in folder for f in list_images(one)]
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f'image folder not found: {folder}')
@@ -59,25 +67,28 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
 def load_landmarks(files: list, source, landmark_size: int = 512, cache_out=None) -> dict:
     """Landmarks (68, 2) in ``landmark_size`` pixels for ``files``: {path: array}.
 
-    ``source``: a landmark cache ``.npz`` (``LandmarkCache``), a folder of released ``<name>.txt``
-    files, or None to detect them with dlib's HOG detector + 68-point model and save the cache
+    ``source``: a landmark cache ``.npz`` (``LandmarkCache``; detected and saved there if the file
+    does not exist yet), a folder of released ``<name>.txt`` files, or None to detect them with dlib's HOG detector + 68-point model and save the cache
     to ``cache_out`` (reused on the next run). Faces without landmarks are left out and logged.
     """
     from dfdnet.data.landmark_cache import LandmarkCache, load_landmark_folder
 
     files = [Path(f) for f in files]
+    root = Path(os.path.commonpath([str(f.resolve().parent) for f in files])) if files else Path('.')
+    if source is not None and str(source).endswith('.npz') and not Path(source).exists():
+        source, cache_out = None, source  # a cache file to make: detect once, save it there
     if source is not None and Path(source).is_dir():
         by_name = load_landmark_folder(source, [f.name for f in files])
         found = {f: by_name[f.name] for f in files if f.name in by_name}
     elif source is not None:
         cache = LandmarkCache.load(source)
         if not all(_under(f, cache.root) for f in files):
-            cache = LandmarkCache.load(source, root=files[0].parent)
+            cache = LandmarkCache.load(source, root=root)
         found = _from_cache(cache, files, landmark_size, source)
     else:
         if cache_out is None:
             raise ValueError('no landmark source and nowhere to cache detected landmarks')
-        cache = LandmarkCache.load_or_new(cache_out, files[0].parent, face_size=landmark_size, model='dlib68')
+        cache = LandmarkCache.load_or_new(cache_out, root, face_size=landmark_size, model='dlib68')
         if _detect_missing(cache, files, landmark_size):
             cache.save(cache_out)
         found = _from_cache(cache, files, landmark_size, cache_out)

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from dfdnet.archs.checkpoint import read_checkpoint
 from dfdnet.archs.dfdnet_arch import GeneratorConfig
 from dfdnet.archs.dft import scale_boxes
-from dfdnet.archs.vgg import TAP_CHANNELS, TAP_STRIDES, VGGEncoder, load_vgg_weights, seed_random_weights_
+from dfdnet.archs.vgg import TAP_STRIDES, VGGEncoder, load_vgg_weights, seed_random_weights_
 from dfdnet.errors import CheckpointError
 from dfdnet.face.components import PART_NAMES, component_boxes, flip_landmarks
 
@@ -87,7 +87,7 @@ def load_encoder(checkpoint=None, vgg=None, random_seed=None, arch: str = 'vgg19
         state, config, fmt = read_checkpoint(checkpoint)
         prefix = 'vgg_extractor.'
         enc_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-        encoder = VGGEncoder(config.encoder)
+        encoder = VGGEncoder(config.encoder, config.width)
         _load_strict(encoder, enc_state, checkpoint, ignore_extra=True)
         info = EncoderInfo('checkpoint', config.encoder, str(Path(checkpoint).resolve()), fmt,
                            file_sha256=file_sha256(checkpoint))
@@ -127,7 +127,7 @@ def feature_layout(config: GeneratorConfig) -> dict:
     for level, stride in enumerate(TAP_STRIDES):
         fsize = config.image_size // stride
         for part, psize in zip(PART_NAMES, config.part_sizes):
-            layout[(part, fsize)] = (level, TAP_CHANNELS[level], psize // stride)
+            layout[(part, fsize)] = (level, config.tap_channels[level], psize // stride)
     return layout
 
 

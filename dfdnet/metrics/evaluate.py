@@ -37,7 +37,9 @@ _BETTER = {'psnr': '↑', 'ssim': '↑', 'psnr_y': '↑', 'ssim_y': '↑', 'iden
 class EvaluationOptions:
     """``restored``: list of (method name, folder). ``baseline_bicubic``: add a ``bicubic`` method made by
     upsampling the images of ``lq_dir`` to the GT size. ``gt_landmarks_dir``: released-format
-    ``<name>.txt`` GT landmarks (else dlib on the GT). ``lpips``: 'auto' (if available) or 'off'."""
+    ``<name>.txt`` GT landmarks (else dlib on the GT). ``lpips``: 'auto' (if available) or 'off'.
+    ``resize_restored``: compare restored faces of another size after bicubic resizing to the GT size
+    (otherwise a size mismatch is that row's error)."""
     restored: list
     gt_dir: Path | None = None
     lq_dir: Path | None = None
@@ -48,6 +50,7 @@ class EvaluationOptions:
     face_metrics: bool = True
     lpips: str = 'auto'
     device: str = 'cpu'
+    resize_restored: bool = False  # bicubic-resize restored faces of another size to the GT's (e.g. 256 vs 512)
 
 
 @dataclass
@@ -214,6 +217,8 @@ def evaluate(options: EvaluationOptions) -> EvaluationResult:
                     if gt is None:
                         result.rows.append(row)
                         continue
+                    img = cv2.resize(img, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_CUBIC)
+                elif gt is not None and ctx.options.resize_restored and img.shape != gt.shape:
                     img = cv2.resize(img, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_CUBIC)
                 if gt is not None:
                     row.update(_full_reference(img, gt, stem, ctx))

@@ -55,6 +55,14 @@ def build_generator(config: GeneratorConfig, weights, experiment_dir, seed: int)
         net_g = DFDNetGenerator(config)
     if weights.pretrain_network_g:
         state, _, fmt = read_checkpoint(weights.pretrain_network_g)
+        if weights.pretrain_new_layers:  # e.g. a 0-DFT stage's weights for a network with dictionaries
+            own = net_g.state_dict()
+            new = sorted({k.split('.')[1] for k in own if k.startswith('attn_blocks.') and k not in state})
+            state = {**{k: v for k, v in own.items() if k.startswith('attn_blocks.') and k not in state}, **state}
+            if new:
+                logger.info('confidence blocks not in %s keep their initialisation: %s',
+                            weights.pretrain_network_g, new)
+                record['new_layers'] = new
         load_state_strict(net_g, state, source=str(weights.pretrain_network_g))
         record['pretrain_network_g'] = str(weights.pretrain_network_g)
         logger.info('generator initialised from %s (%s format)', weights.pretrain_network_g, fmt)
@@ -67,9 +75,9 @@ def build_generator(config: GeneratorConfig, weights, experiment_dir, seed: int)
             raise ValueError('no encoder weights given (pretrain_network_g / encoder_weights / random_encoder_seed)')
         seed_random_weights_(net_g.vgg_extractor, weights.random_encoder_seed)
         record['random_encoder_seed'] = int(weights.random_encoder_seed)
-        logger.warning('the encoder has RANDOM weights (random_encoder_seed=%d): for smoke tests only',
-                       weights.random_encoder_seed)
-    net_g.vgg_extractor.requires_grad_(False)
+        logger.warning('the encoder starts from RANDOM weights (random_encoder_seed=%d): for smoke tests only, '
+                       'unless it is trained (train.train_encoder)', weights.random_encoder_seed)
+    net_g.vgg_extractor.requires_grad_(False)  # DFDNetModel unfreezes it for train.train_encoder
     if config.dft_levels:
         if weights.dictionaries:
             path = Path(weights.dictionaries)

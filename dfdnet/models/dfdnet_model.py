@@ -57,7 +57,8 @@ class DFDNetModel:
     """Holds the networks, optimisers and schedulers of one training run.
 
     Args:
-        net_g: ``DFDNetGenerator`` with dictionaries attached; its ``vgg_extractor`` stays frozen.
+        net_g: ``DFDNetGenerator`` with dictionaries attached; its ``vgg_extractor`` stays frozen
+            unless ``options.train_encoder``.
         net_d: ``MultiScaleDiscriminator``.
         options: ``OptimOptions`` (losses, lr, betas, patience, EMA, amp).
         device: torch device. perceptual_net: frozen feature network (default: G's encoder).
@@ -69,11 +70,12 @@ class DFDNetModel:
         self.options = options
         self.device = torch.device(device)
         self.distributed = distributed
-        net_g.vgg_extractor.requires_grad_(False)
         net_g.to(self.device)
         net_d.to(self.device)
         perceptual_net = (perceptual_net if perceptual_net is not None else net_g.vgg_extractor).to(self.device)
         perceptual_net.requires_grad_(False)
+        # After the line above: the perceptual net may be this encoder (then with zero weights).
+        net_g.vgg_extractor.requires_grad_(options.train_encoder)
         self.trainable_g = [p for p in net_g.parameters() if p.requires_grad]
         if distributed:
             ids = [self.device.index] if self.device.type == 'cuda' else None
@@ -104,7 +106,8 @@ class DFDNetModel:
     def train_mode(self) -> None:
         self.net_g.train()
         self.net_d.train()
-        unwrap(self.net_g).vgg_extractor.eval()
+        if not self.options.train_encoder:
+            unwrap(self.net_g).vgg_extractor.eval()
 
     def optimize_parameters(self, batch: dict) -> dict:
         """One G step then one D step on ``batch``; returns the loss values (floats)."""
@@ -115,16 +118,28 @@ class DFDNetModel:
         # Generator: reconstruction + weighted hinge adversarial loss; D is not updated here.
         d_plain.requires_grad_(False)
         no_sync = self.net_d.no_sync() if self.distributed else contextlib.nullcontext()
+        use_d = self.options.use_discriminator
         with self._autocast():
             output = self.net_g(lq, boxes)
             l_rec, parts = self.recon_loss(output.float(), gt)
-            with no_sync:
-                fake_logits = self.net_d(output)
-            l_adv = hinge_g_loss([f.float() for f in fake_logits], self.options.adversarial_weights)
+            if use_d:
+                with no_sync:
+                    fake_logits = self.net_d(output)
+                l_adv = hinge_g_loss([f.float() for f in fake_logits], self.options.adversarial_weights)
+            else:
+                l_adv = l_rec.new_zeros(())
             l_g = l_rec + l_adv
         self.optimizer_g.zero_grad(set_to_none=True)
         self.scaler.scale(l_g).backward()
         self.scaler.step(self.optimizer_g)
+        if not use_d:  # reconstruction-only training (all adversarial weights 0)
+            self.scaler.update()
+            if self.ema is not None:
+                self.ema.update(unwrap(self.net_g))
+            values = {'l_g_total': float(l_g.detach()), 'l_pix': float(parts['l_pix']),
+                      'l_percep': float(parts['l_percep'])}
+            self._check_finite(values)
+            return values
         # Discriminator: one forward on real and fake together (one DDP forward per backward).
         d_plain.requires_grad_(True)
         with self._autocast():
@@ -142,10 +157,14 @@ class DFDNetModel:
                   'l_d': l_d, 'd_real': torch.stack([x.mean() for x in real_logits]).mean(),
                   'd_fake': torch.stack([x.mean() for x in fake_logits]).mean()}
         values = {k: float(v.detach()) for k, v in losses.items()}
+        self._check_finite(values)
+        return values
+
+    @staticmethod
+    def _check_finite(values: dict) -> None:
         bad = [k for k, v in values.items() if not np.isfinite(v)]
         if bad:
             raise FloatingPointError(f'non-finite losses {bad}: {values}')
-        return values
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()

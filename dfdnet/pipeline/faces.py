@@ -120,12 +120,15 @@ class FacePreparer:
         return faces, skipped, len(detections)
 
     def aligned_face(self, rgb: np.ndarray, landmarks68=None) -> PreparedFace:
-        """An already aligned face: resized to the face size if needed; landmarks given
-        (in pixels of the resized face) or found by the 68-point model."""
+        """An already aligned face: resized to the face size if needed; landmarks given (in
+        pixels of ``rgb``, scaled with it) or found by the 68-point model on the resized face."""
         if rgb.shape[0] != rgb.shape[1]:
             logger.warning('aligned input of %dx%d px is not square: stretching it to %d px', rgb.shape[1],
                            rgb.shape[0], self.face_size)
         if rgb.shape[:2] != (self.face_size, self.face_size):
+            if landmarks68 is not None:
+                scale = np.array([self.face_size / rgb.shape[1], self.face_size / rgb.shape[0]])
+                landmarks68 = np.asarray(landmarks68, dtype=np.float64) * scale
             rgb = cv2.resize(rgb, (self.face_size, self.face_size), interpolation=cv2.INTER_LINEAR)
         if landmarks68 is None:
             landmarks68 = self.crop_landmarks(rgb, check_template=False)

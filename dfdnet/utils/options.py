@@ -38,6 +38,7 @@ class WeightsOptions:
     dictionaries: str | None = None
     random_dictionary_seed: int | None = None
     random_dictionary_atoms: int = 8
+    pretrain_new_layers: bool = False  # layers pretrain_network_g lacks (confidence blocks) keep their init
 
 
 @dataclass
@@ -60,7 +61,7 @@ class TrainDataOptions:
     val_count: the last N faces of the folder are held out for the validation set.
     batch_size: per process (per GPU).
     """
-    hq_folder: str = ''
+    hq_folder: str | tuple = ''
     landmarks: str | None = None
     landmark_size: int = 512
     max_images: int | None = None
@@ -106,8 +107,17 @@ class OptimOptions:
     ema_decay: float = 0.0  # 0 = no EMA of G
     amp: str | None = None  # None, 'bf16' or 'fp16'
     find_unused_parameters: bool = True
+    train_encoder: bool = False  # train the VGG encoder too (a first, 0-DFT stage; pixel loss only)
+
+    @property
+    def use_discriminator(self) -> bool:
+        """False when every adversarial weight is 0: no D forward or step at all."""
+        return any(float(w) for w in self.adversarial_weights)
 
     def __post_init__(self):
+        if self.train_encoder and self.perceptual_net == 'generator' and any(self.perceptual_weights):
+            raise OptionsError('train.train_encoder with perceptual_net: generator would compute the perceptual '
+                               'loss with the encoder being trained; set train.perceptual_weights to zeros')
         if self.perceptual_net not in ('generator', 'vggface'):
             raise OptionsError(f"train.perceptual_net must be 'generator' or 'vggface', got {self.perceptual_net!r}")
         if self.perceptual_net == 'vggface' and not self.perceptual_weights_file:

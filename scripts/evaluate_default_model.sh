@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Quality table of a model folder (default: the shipped pretrained/default) on the held-out FFHQ
+# faces: bicubic upsampling, the model without its dictionaries ("0 DFT") and the full model, for
+# the x4, x8 and Eq. 11 settings of scripts/make_testset.py. See docs/default_model.md.
+#   bash scripts/evaluate_default_model.sh [MODEL_DIR] [OUT_DIR]
+set -euo pipefail
+MODEL=${1:-pretrained/default}
+OUT=${2:-experiments/eval_default_model}
+TESTSET=experiments/testset_ffhq
+[ -f "$TESTSET/manifest.json" ] || python scripts/make_testset.py --out "$TESTSET"
+for setting in x4 x8 eq11; do
+  for variant in full 0dft; do
+    extra=(); [ "$variant" = 0dft ] && extra=(--dft_levels)
+    python test_FaceDict.py --aligned --test_path "$TESTSET/$setting/lq" --results_dir "$OUT/$setting/$variant" \
+      --gpu_ids -1 --no_html --checkpoint "$MODEL/net_g.pth" --dict_dir "$MODEL/dictionaries" "${extra[@]}"
+  done
+  python scripts/evaluate.py --gt "$TESTSET/gt" --lq "$TESTSET/$setting/lq_small" --baseline bicubic \
+    --restored "0DFT=$OUT/$setting/0dft/Step3_RestoreCropFace" "DFDNet=$OUT/$setting/full/Step3_RestoreCropFace" \
+    --resize-restored --csv "$OUT/$setting/metrics.csv" | tee "$OUT/$setting/table.md"
+done

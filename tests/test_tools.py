@@ -1,0 +1,65 @@
+"""Small command-line tools of the default-model recipe: aligning wild faces, the figure grid,
+the validation-set scorer."""
+from __future__ import annotations
+
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from dfdnet.cli.align_faces import main as align_main
+from dfdnet.cli.make_figure import face_pairs, make_grid
+
+
+def test_align_faces_writes_aligned_crops_and_reports_bad_files(shared_data, tmp_path, caplog):
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    shutil.copy(shared_data / 'faces_wild_hq' / 'img11.jpg', photos / 'img11.jpg')
+    (photos / 'broken.jpg').write_bytes(b'not an image')
+    out = tmp_path / 'aligned'
+    assert align_main(['--input', str(photos), '--output', str(out)]) == 0
+    faces = sorted(out.glob('*.png'))
+    assert [f.name for f in faces] == ['img11_00.png']
+    face = cv2.imread(str(faces[0]))
+    assert face.shape == (512, 512, 3) and face.std() > 20
+    assert 'broken.jpg: unreadable' in caplog.text
+    # a minimum face size above every face: nothing written, no error
+    assert align_main(['--input', str(photos), '--output', str(tmp_path / 'none'), '--min_face_size', '5000']) == 0
+    assert not list((tmp_path / 'none').glob('*.png'))
+    with pytest.raises(SystemExit):
+        align_main(['--input', str(photos), '--output', str(photos)])
+
+
+def test_face_pairs_and_grid_layout(tmp_path):
+    whole, aligned = tmp_path / 'whole', tmp_path / 'aligned'
+    for folder, step in ((whole, 'Step1_CropImg'), (aligned, 'Step0_Input')):
+        (folder / step).mkdir(parents=True)
+        (folder / 'Step3_RestoreCropFace').mkdir()
+    for name in ('a_00.png', 'a_01.png'):
+        cv2.imwrite(str(whole / 'Step1_CropImg' / name), np.full((256, 256, 3), 10, np.uint8))
+        cv2.imwrite(str(whole / 'Step3_RestoreCropFace' / name), np.full((256, 256, 3), 200, np.uint8))
+    cv2.imwrite(str(aligned / 'Step0_Input' / 'f.jpg'), np.full((512, 512, 3), 10, np.uint8))
+    cv2.imwrite(str(aligned / 'Step3_RestoreCropFace' / 'f.png'), np.full((256, 256, 3), 200, np.uint8))
+    pairs = face_pairs(whole) + face_pairs(aligned)
+    assert [(a.parent.name, b.name) for a, b in pairs] == [('Step1_CropImg', 'a_00.png'), ('Step1_CropImg', 'a_01.png'),
+                                                         ('Step0_Input', 'f.png')]
+    grid = make_grid(pairs, tile=32, pairs_per_row=2, gap=4)
+    assert grid.shape == (24 + 2 * (32 + 4) + 4, 2 * (2 * 32 + 3 * 4), 3)
+    assert grid[24, 4 + 5, 0] == 10 and grid[24, 4 + 32 + 4 + 5, 0] == 200  # input left, restored right
+    with pytest.raises(ValueError, match='no face pairs'):
+        make_grid([])
+
+
+def test_aligned_landmarks_scale_with_the_face(shared_data):
+    """A 512-px aligned face with its 512-px landmark file, prepared for a 256-px model."""
+    from dfdnet.face.landmarks import read_landmarks
+    from dfdnet.pipeline.faces import FacePreparer
+
+    face_file = sorted((shared_data / 'faces_lq' / 'dfdnet_realvgg').iterdir())[0]
+    points = read_landmarks(shared_data / 'faces_lq' / 'dfdnet_realvgg_landmarks' / f'{face_file.name}.txt')
+    rgb = cv2.cvtColor(cv2.imread(str(face_file)), cv2.COLOR_BGR2RGB)
+    assert rgb.shape == (512, 512, 3)
+    face = FacePreparer(256, landmarks68=None).aligned_face(rgb, points)
+    assert face.crop.shape == (256, 256, 3)
+    assert np.allclose(face.landmarks68, points / 2)
