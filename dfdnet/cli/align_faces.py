@@ -16,7 +16,7 @@ import cv2
 from tqdm import tqdm
 
 from dfdnet.utils.files import atomic_path
-from dfdnet.utils.image_io import is_image_file
+from dfdnet.data.face_dataset import list_images
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +37,10 @@ def main(argv=None) -> int:
 
     if args.output.resolve() == args.input.resolve():
         parser.error('--output must not be the input folder')
-    photos = sorted(p for p in args.input.iterdir() if p.is_file() and is_image_file(p))
-    if not photos:
-        parser.error(f'no images in {args.input}')
+    try:
+        photos = list_images(args.input)
+    except FileNotFoundError as exc:
+        parser.error(str(exc))
     preparer = FacePreparer(args.size, DlibLandmarker(68), FaceDetector('hog', upsample=1), DlibLandmarker(5))
     args.output.mkdir(parents=True, exist_ok=True)
     written, failed = 0, []

@@ -110,7 +110,7 @@ class DFDNetModel:
             unwrap(self.net_g).vgg_extractor.eval()
 
     def optimize_parameters(self, batch: dict) -> dict:
-        """One G step then one D step on ``batch``; returns the loss values (floats)."""
+        """One G step, then one D step unless every adversarial weight is 0; returns the loss values (floats)."""
         lq = batch['lq'].to(self.device, non_blocking=True)
         gt = batch['gt'].to(self.device, non_blocking=True)
         boxes = batch['boxes'].to(self.device, non_blocking=True)
@@ -132,39 +132,31 @@ class DFDNetModel:
         self.optimizer_g.zero_grad(set_to_none=True)
         self.scaler.scale(l_g).backward()
         self.scaler.step(self.optimizer_g)
-        if not use_d:  # reconstruction-only training (all adversarial weights 0)
-            self.scaler.update()
-            if self.ema is not None:
-                self.ema.update(unwrap(self.net_g))
-            values = {'l_g_total': float(l_g.detach()), 'l_pix': float(parts['l_pix']),
-                      'l_percep': float(parts['l_percep'])}
-            self._check_finite(values)
-            return values
-        # Discriminator: one forward on real and fake together (one DDP forward per backward).
-        d_plain.requires_grad_(True)
+        losses = {'l_g_total': l_g, 'l_pix': parts['l_pix'], 'l_percep': parts['l_percep']}
+        if use_d:  # skipped when every adversarial weight is 0 (reconstruction-only training)
+            losses.update(l_g_adv=l_adv, **self._step_discriminator(gt, output.detach()))
+        self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(unwrap(self.net_g))
+        values = {k: float(v.detach()) for k, v in losses.items()}
+        bad = [k for k, v in values.items() if not np.isfinite(v)]
+        if bad:
+            raise FloatingPointError(f'non-finite losses {bad}: {values}')
+        return values
+
+    def _step_discriminator(self, gt: torch.Tensor, fake: torch.Tensor) -> dict:
+        """One D step, real and fake in one forward (one DDP forward per backward); its losses."""
+        unwrap(self.net_d).requires_grad_(True)
         with self._autocast():
-            logits = self.net_d(torch.cat([gt, output.detach()]))
+            logits = self.net_d(torch.cat([gt, fake]))
             real_logits = [x[:gt.shape[0]].float() for x in logits]
             fake_logits = [x[gt.shape[0]:].float() for x in logits]
             l_d = hinge_d_loss(real_logits, fake_logits)
         self.optimizer_d.zero_grad(set_to_none=True)
         self.scaler.scale(l_d).backward()
         self.scaler.step(self.optimizer_d)
-        self.scaler.update()
-        if self.ema is not None:
-            self.ema.update(unwrap(self.net_g))
-        losses = {'l_g_total': l_g, 'l_pix': parts['l_pix'], 'l_percep': parts['l_percep'], 'l_g_adv': l_adv,
-                  'l_d': l_d, 'd_real': torch.stack([x.mean() for x in real_logits]).mean(),
-                  'd_fake': torch.stack([x.mean() for x in fake_logits]).mean()}
-        values = {k: float(v.detach()) for k, v in losses.items()}
-        self._check_finite(values)
-        return values
-
-    @staticmethod
-    def _check_finite(values: dict) -> None:
-        bad = [k for k, v in values.items() if not np.isfinite(v)]
-        if bad:
-            raise FloatingPointError(f'non-finite losses {bad}: {values}')
+        return {'l_d': l_d, 'd_real': torch.stack([x.mean() for x in real_logits]).mean(),
+                'd_fake': torch.stack([x.mean() for x in fake_logits]).mean()}
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()
