@@ -18,10 +18,12 @@ from dfdnet.dictionary.features import file_sha256
 
 SHIPPED = ROOT / 'pretrained' / 'default'
 SMALL = GeneratorConfig(image_size=256, width=8, part_sizes=(40, 40, 32, 56))
-# Margins the shipped model must keep over bicubic on these four held-out faces (x4); measured
-# +0.30 dB and +0.018 (docs/default_model.md): a guard against regressions, not the quality claim.
-MIN_PSNR_GAIN = 0.15
-MIN_SSIM_GAIN = 0.01
+# Margins the shipped model must keep over bicubic on these four held-out faces: measured +0.71 dB
+# and +0.027 on x4, -0.13 dB on clean x2 (docs/default_model.md); guards against regressions (the
+# previous model lost 3 dB on clean x2), not the quality claim.
+MIN_PSNR_GAIN = 0.4
+MIN_SSIM_GAIN = 0.015
+MAX_CLEAN_PSNR_LOSS = 0.25
 
 
 def test_export_writes_half_precision_files_that_load_back(tmp_path):
@@ -35,7 +37,7 @@ def test_export_writes_half_precision_files_that_load_back(tmp_path):
     assert state['upsample0.conv1.1.weight_orig'].dtype == torch.float16
     assert state['upsample0.conv1.1.weight_u'].dtype == torch.float32  # SN vectors keep full precision
     assert np.load(tmp_path / 'out' / 'dictionaries' / 'mouth_16_center.npy').dtype == np.float16
-    assert (tmp_path / 'out' / 'dictionaries' / 'dictionary.json').read_text() == '{"k": 5}'
+    assert json.loads((tmp_path / 'out' / 'dictionaries' / 'dictionary.json').read_text()) == {'k': 5}
     assert record['num_atoms'] == 5 and record['provenance'] == {'command': 'x'}
     assert 0 < record['float16_max_abs_difference_255'] < 2.0
     saved = json.loads((tmp_path / 'out' / 'model.json').read_text())
@@ -68,11 +70,12 @@ def test_shipped_files_are_complete_small_and_unchanged(shipped):
 
 @pytest.fixture(scope='module')
 def held_out_x4(shared_data, tmp_path_factory):
-    """Four held-out FFHQ faces degraded x4 with the paper's protocol (seed 0), as in the docs' table."""
+    """Four held-out FFHQ faces degraded x4 with the paper's protocol and clean x2 (seed 0), as in the docs' table."""
     from dfdnet.data.testset import MakeTestsetOptions, build_testset
 
     out = tmp_path_factory.mktemp('testset')
-    build_testset(MakeTestsetOptions(sources=[shared_data / 'faces_hq' / 'ffhq_gpen'], out_dir=out, settings=('x4',),
+    build_testset(MakeTestsetOptions(sources=[shared_data / 'faces_hq' / 'ffhq_gpen'], out_dir=out,
+                                     settings=('x4', 'clean_x2'),
                                      max_images=4, landmarks=False))
     return out
 
@@ -102,6 +105,19 @@ def test_shipped_model_beats_bicubic_on_held_out_faces(shipped, held_out_x4, tmp
     assert table['dfdnet']['psnr'] != table['0dft']['psnr']  # the dictionaries are really used
 
 
+def test_shipped_model_does_no_harm_to_clean_faces(shipped, held_out_x4, tmp_path):
+    from dfdnet.metrics.evaluate import EvaluationOptions, evaluate, summarise
+
+    restored = _restore_aligned(held_out_x4 / 'clean_x2' / 'lq', tmp_path / 'clean')
+    assert cv2.imread(str(next(restored.iterdir()))).shape[:2] == (512, 512)  # 512 in, 512 out
+    result = evaluate(EvaluationOptions(restored=[('dfdnet', restored)], gt_dir=held_out_x4 / 'gt',
+                                        lq_dir=held_out_x4 / 'clean_x2' / 'lq_small', baseline_bicubic=True,
+                                        face_metrics=False, lpips='off'))
+    table = {row['method']: row for row in summarise(result.rows)}
+    assert table['dfdnet']['images'] == 4
+    assert table['dfdnet']['psnr'] > table['bicubic']['psnr'] - MAX_CLEAN_PSNR_LOSS, table
+
+
 def test_readme_first_command_runs_the_shipped_model(shipped, tmp_path, caplog):
     """`test_FaceDict.py --test_path TestData ...` with no weights given: the shipped model, every face."""
     from dfdnet.cli.restore import DEFAULT_CHECKPOINT, main
@@ -113,9 +129,22 @@ def test_readme_first_command_runs_the_shipped_model(shipped, tmp_path, caplog):
     code = main(['--test_path', str(ROOT / 'TestData' / 'astronaut_pair.jpg'), '--results_dir', str(results),
                  '--upscale_factor', '2', '--gpu_ids', '-1'])
     assert code == 0
-    assert "this project's default model" in caplog.text and 'DFDNet256, width 16' in caplog.text
+    assert "this project's default model" in caplog.text and 'DFDNet512, 256-px core, width 16' in caplog.text
     summary = json.loads((results / 'summary.json').read_text())
     assert summary['faces_restored'] == 2
     source = cv2.imread(str(ROOT / 'TestData' / 'astronaut_pair.jpg'))
     final = cv2.imread(str(next((results / 'Step4_FinalResults').iterdir())))
     assert final.shape[:2] == (source.shape[0] * 2, source.shape[1] * 2)
+
+
+
+def test_export_records_no_machine_paths(tmp_path):
+    import os
+
+    from dfdnet.cli.export_model import relative_paths
+
+    record = relative_paths({'commands': ['20261201 /usr/local/bin/python3.11 train.py -opt options/a.yml'],
+                             'encoder': str(tmp_path / 'experiments' / 'e.pth'), 'data': '/srv/data/x.png',
+                             'k': 'K=64/256', 'n': 3}, root=tmp_path)
+    assert record == {'commands': ['20261201 python train.py -opt options/a.yml'], 'encoder': 'experiments/e.pth',
+                      'data': os.path.relpath('/srv/data/x.png', tmp_path), 'k': 'K=64/256', 'n': 3}

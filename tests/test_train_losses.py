@@ -89,3 +89,33 @@ def test_multiscale_discriminator_shapes_and_spectral_norm():
     assert [tuple(o.shape) for o in outputs] == [(2, 1, 32, 32), (2, 1, 16, 16), (2, 1, 8, 8), (2, 1, 4, 4)]
     convs = [m for m in disc.modules() if isinstance(m, nn.Conv2d)]
     assert convs and all(hasattr(c, 'weight_orig') for c in convs)  # spectral norm after every conv
+
+
+def test_psnr_pixel_loss_weighs_every_face_in_db():
+    from dfdnet.losses.reconstruction import ReconstructionLoss
+    from dfdnet.utils.options import OptimOptions, OptionsError
+
+    floor = 4e-5  # the MSE on [-1, 1] of a 50 dB face
+    loss = ReconstructionLoss(torch.nn.Identity(), 1.0, (0.0, 0.0, 0.0, 0.0), pixel_loss='psnr', psnr_floor_db=50)
+    target = torch.zeros(2, 3, 8, 8)
+    output = target.clone()
+    output[0] += 0.1   # a degraded face: MSE 1e-2
+    output[1] += 0.01  # a nearly clean one: MSE 1e-4
+    total, parts = loss(output, target)
+    expected = 10 * torch.log10(torch.tensor([1e-2, 1e-4]) + floor).mean()
+    assert torch.allclose(total, expected) and torch.allclose(parts['l_pix'], expected)
+    output.requires_grad_(True)
+    loss(output, target)[0].backward()
+    per_face = output.grad.abs().flatten(1).sum(1)
+    assert per_face[1] > 5 * per_face[0]  # the clean face's small error is not drowned out
+    exact, _ = loss(target, target)  # the floor keeps a perfect output finite
+    assert torch.isfinite(exact) and torch.allclose(exact, 10 * torch.log10(torch.tensor(floor)))
+    lower = ReconstructionLoss(torch.nn.Identity(), 1.0, (0.0,) * 4, pixel_loss='psnr', psnr_floor_db=40)
+    output.grad = None
+    lower(output, target)[0].backward()
+    per_face_40 = output.grad.abs().flatten(1).sum(1)
+    assert per_face_40[1] / per_face_40[0] < per_face[1] / per_face[0]  # a lower floor weighs clean faces less
+    with pytest.raises(ValueError, match='pixel_loss'):
+        ReconstructionLoss(torch.nn.Identity(), 1.0, (0.0,) * 4, pixel_loss='l1')
+    with pytest.raises(OptionsError, match='pixel_loss'):
+        OptimOptions(pixel_loss='l1')

@@ -86,3 +86,23 @@ def output_head(channels: int) -> nn.Sequential:
     """SNconv -> LReLU -> 2 x UpResBlock -> conv(->3) -> tanh."""
     return nn.Sequential(sn_conv(channels, channels), nn.LeakyReLU(0.2), UpResBlock(channels),
                          UpResBlock(channels), nn.Conv2d(channels, 3, 3, 1, 1), nn.Tanh())
+
+
+class FullResolutionHead(nn.Module):
+    """Residual at full resolution for a network whose core runs at a lower one.
+
+    forward(images (B, 3, S, S), features (B, C, S, S) upsampled decoder features) -> (B, 3, S, S).
+    The last conv starts at zero, so a new head adds nothing until it is trained.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, channels, 3, 1, 1), nn.LeakyReLU(0.2))
+        self.fuse = nn.Sequential(nn.Conv2d(2 * channels, channels, 3, 1, 1), nn.LeakyReLU(0.2),
+                                  UpResBlock(channels))
+        self.out = nn.Conv2d(channels, 3, 3, 1, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, images: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        return self.out(self.fuse(torch.cat([self.stem(images), features], 1)))

@@ -5,9 +5,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from dfdnet.archs.blocks import MSDilationBlock, StyleUpBlock, confidence_block, output_head
+from dfdnet.archs.blocks import FullResolutionHead, MSDilationBlock, StyleUpBlock, confidence_block, output_head
 from dfdnet.archs.dft import transfer_roi_align, transfer_slice
 from dfdnet.archs.dictionary import DictionaryBank
 from dfdnet.archs.vgg import TAP_STRIDES, VGGEncoder, tap_channels
@@ -33,6 +34,14 @@ class GeneratorConfig:
         last conv starting at zero so that training starts from the identity. Not in the paper or
         the released model (False); it lets a small model trained briefly on a CPU beat its
         input from the first iterations (see docs/default_model.md).
+    compute_size: side at which the encoder, the dictionaries and the decoder run; None (default)
+        = image_size. A smaller side (e.g. 256 for 512-px faces; needs ``residual``) keeps
+        ``image_size`` in and out: the core sees the area-downscaled face (boxes scaled with it),
+        and its residual, upsampled bilinearly, is added to the full-resolution input, so that
+        what is good in the input survives. ``part_sizes`` are then in ``compute_size`` pixels.
+    full_res_head: with ``compute_size``, also add the residual of a ``FullResolutionHead`` that
+        sees the full-resolution input and the upsampled decoder features (it can sharpen above
+        the core's band; at width 16 it costs ~3x the core's training step on a CPU).
     """
     encoder: str = 'vgg19'
     image_size: int = 512
@@ -43,6 +52,8 @@ class GeneratorConfig:
     crop_mode: str = 'slice'
     width: int = 64
     residual: bool = False
+    compute_size: int | None = None
+    full_res_head: bool = False
 
     def __post_init__(self):
         self.part_sizes = tuple(int(s) for s in self.part_sizes)
@@ -52,6 +63,20 @@ class GeneratorConfig:
             raise ValueError(f'width must be positive, got {self.width}')
         if self.image_size % 16:
             raise ValueError(f'image_size must be a multiple of 16, got {self.image_size}')
+        if self.compute_size is not None:
+            self.compute_size = int(self.compute_size)
+            if self.compute_size == self.image_size:
+                self.compute_size = None
+            elif (self.compute_size % 16 or self.compute_size > self.image_size
+                  or self.image_size % self.compute_size):
+                raise ValueError(f'compute_size must be a multiple of 16 that divides image_size '
+                                 f'({self.image_size}), got {self.compute_size}')
+            elif not self.residual:
+                raise ValueError('compute_size < image_size needs residual: true (the output is the full-resolution '
+                                 'input plus the network)')
+        self.full_res_head = bool(self.full_res_head)
+        if self.full_res_head and self.compute_size is None:
+            raise ValueError('full_res_head needs a compute_size smaller than image_size')
         if len(self.part_sizes) != 4:
             raise ValueError(f'part_sizes needs 4 values (left eye, right eye, nose, mouth), got {self.part_sizes}')
         if not set(self.dft_levels) <= {0, 1, 2, 3}:
@@ -64,8 +89,13 @@ class GeneratorConfig:
                     raise ValueError(f'{part} atoms would be smaller than 2x2 at stride {TAP_STRIDES[level]}')
 
     @property
+    def core_size(self) -> int:
+        """Side of the face the encoder, dictionaries and decoder see."""
+        return self.compute_size or self.image_size
+
+    @property
     def feature_sizes(self) -> tuple:
-        return tuple(self.image_size // d for d in TAP_STRIDES)
+        return tuple(self.core_size // d for d in TAP_STRIDES)
 
     @property
     def tap_channels(self) -> tuple:
@@ -106,6 +136,8 @@ class DFDNetGenerator(nn.Module):
         self.upsample2 = StyleUpBlock(width * 4, width * 2)
         self.upsample3 = StyleUpBlock(width * 2, width)
         self.upsample4 = output_head(width)
+        # None unless asked for, so that the state dicts of other configurations stay as they were.
+        self.full_res_head = FullResolutionHead(width) if self.config.full_res_head else None
         if self.config.residual:
             nn.init.zeros_(self.upsample4[-2].weight)
             nn.init.zeros_(self.upsample4[-2].bias)
@@ -151,9 +183,16 @@ class DFDNetGenerator(nn.Module):
         x = self.upsample1(x, updated[2])
         x = self.upsample2(x, updated[1])
         x = self.upsample3(x, updated[0])
-        if self.config.residual:
+        if not self.config.residual:
+            return self.upsample4(x)
+        scale = self.config.image_size // self.config.core_size
+        if scale == 1:
             return (images + self.upsample4(x)).clamp(-1.0, 1.0)
-        return self.upsample4(x)
+        residual = F.interpolate(self.upsample4(x), scale_factor=scale, mode='bilinear', align_corners=False)
+        if self.full_res_head is not None:
+            x = F.interpolate(x, scale_factor=scale, mode='bilinear', align_corners=False)
+            residual = residual + self.full_res_head(images, x)
+        return (images + residual).clamp(-1.0, 1.0)
 
     def encode(self, images: torch.Tensor, boxes):
         """Encoder features and their dictionary-updated copies (lists of four, strides 2-16)."""
@@ -165,6 +204,7 @@ class DFDNetGenerator(nn.Module):
             raise ValueError(f'expected boxes of shape ({images.shape[0]}, 4, 4), got {tuple(boxes.shape)}')
         if self.config.dft_levels and self.dictionaries is None:
             raise RuntimeError('no dictionaries attached: load them with load_generator or set_dictionaries')
+        images, boxes = to_core_resolution(images, boxes, self.config)
         # channels-last convolutions are ~15-20% faster on CPU (oneDNN) for the same result
         features = self.vgg_extractor(images.contiguous(memory_format=torch.channels_last))
         updated = [self._transfer(level, feat, boxes) if level in self.config.dft_levels else feat
@@ -180,3 +220,12 @@ class DFDNetGenerator(nn.Module):
             boxes = boxes.long()
         return transfer(feature, boxes, atom_sets, attn, TAP_STRIDES[level],
                         standardized=self.config.use_cadain, use_confidence=self.config.use_confidence)
+
+
+def to_core_resolution(images: torch.Tensor, boxes, config: GeneratorConfig):
+    """Faces (B, 3, image_size, image_size) and int boxes (B, 4, 4) in image pixels -> the same at
+    ``config.core_size`` (area downscaling; boxes floored), as the encoder and dictionaries see them."""
+    scale = config.image_size // config.core_size
+    if scale == 1:
+        return images, boxes
+    return F.avg_pool2d(images, scale), torch.div(boxes, scale, rounding_mode='floor')

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,9 @@ def export_model(checkpoint, dict_dir, output, description: str = '', provenance
             with open(tmp, 'wb') as fh:
                 np.save(fh, atoms.astype(np.float16))
     if (dict_dir / 'dictionary.json').is_file():
-        shutil.copyfile(dict_dir / 'dictionary.json', output / 'dictionaries' / 'dictionary.json')
+        record = relative_paths(json.loads((dict_dir / 'dictionary.json').read_text()))
+        with atomic_path(output / 'dictionaries' / 'dictionary.json') as tmp:
+            tmp.write_text(json.dumps(record, indent=1) + '\n')
     exported = load_generator(output / 'net_g.pth', output / 'dictionaries')
     difference = _float16_difference(model, exported)
     files = sorted(p for p in output.rglob('*') if p.is_file() and p.name != 'model.json')
@@ -51,7 +54,7 @@ def export_model(checkpoint, dict_dir, output, description: str = '', provenance
                                  mmap_mode='r').shape[0]),
         'source_checkpoint': str(checkpoint), 'source_dictionaries': str(dict_dir),
         'float16_max_abs_difference_255': difference,
-        'provenance': provenance or {},
+        'provenance': relative_paths(provenance or {}),
         'files': {str(p.relative_to(output)): {'bytes': p.stat().st_size, 'sha256': file_sha256(p)} for p in files},
     }
     record['total_bytes'] = sum(f['bytes'] for f in record['files'].values())
@@ -60,6 +63,29 @@ def export_model(checkpoint, dict_dir, output, description: str = '', provenance
     logger.info('exported %s (+ %s) to %s: %.1f MB, float16 output within %.3f/255 of float32', checkpoint,
                 dict_dir, output, record['total_bytes'] / 1e6, difference)
     return record
+
+
+_ABSOLUTE_PATH = re.compile(r'(?<![\w.~])/[^\s"\',:;]+')
+_INTERPRETER = re.compile(r'python[\d.]*')
+
+
+def relative_paths(value, root=None):
+    """``value`` (str, list or dict, recursively) with absolute paths made relative to the project
+    root (the current folder by default) and interpreter paths shortened to ``python``: a shipped
+    record must not carry one machine's paths."""
+    root = Path(root or Path.cwd()).resolve()
+    if isinstance(value, dict):
+        return {k: relative_paths(v, root) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [relative_paths(v, root) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def fix(match):
+        path = match.group(0)
+        return 'python' if _INTERPRETER.fullmatch(Path(path).name) else os.path.relpath(path, root)
+
+    return _ABSOLUTE_PATH.sub(fix, value)
 
 
 def experiment_record(folder: Path) -> dict:
@@ -100,8 +126,13 @@ def main(argv=None) -> int:
     parser.add_argument('--experiments', nargs='*', type=Path, default=[],
                         help='training run folders (experiments/<name>) whose command lines, options and '
                              'validation results are recorded in model.json')
+    parser.add_argument('--inherit_provenance', type=Path, default=None, metavar='MODEL_JSON',
+                        help="the model.json of the model this one was fine-tuned from: its runs are recorded first")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
-    provenance = {folder.name: experiment_record(folder) for folder in args.experiments}
+    provenance = {}
+    if args.inherit_provenance:
+        provenance = dict(json.loads(args.inherit_provenance.read_text()).get('provenance', {}))
+    provenance.update({folder.name: experiment_record(folder) for folder in args.experiments})
     export_model(args.checkpoint, args.dict_dir, args.output, args.description, provenance)
     return 0

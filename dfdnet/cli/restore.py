@@ -191,8 +191,9 @@ def main(argv=None) -> int:
         return _fail(str(exc))
     load_seconds = time.perf_counter() - start
     config = generator.config
-    logger.info('model: %s: %s + %s (DFDNet%d, width %d, DFT levels %s)', model_source, options.checkpoint,
-                options.dict_dir, config.image_size, config.width, list(config.dft_levels))
+    core = f', {config.core_size}-px core' if config.core_size != config.image_size else ''
+    logger.info('model: %s: %s + %s (DFDNet%d%s, width %d, DFT levels %s)', model_source, options.checkpoint,
+                options.dict_dir, config.image_size, core, config.width, list(config.dft_levels))
 
     logger.info('%d image(s) from %s -> %s', len(paths), options.test_path, options.results_dir)
     restorer = FaceRestorer(generator, device=device, batch_size=options.batch_size)

@@ -41,6 +41,9 @@ class DegradationConfig:
     motion_kernels: a ``.npz`` kernel set or a folder of kernel files (e.g. the authors' 32 .mat
         kernels); None uses the 32 generated kernels shipped with the project.
     interpolation: of the downsampling and of the final resize back to the HQ size.
+    clean_prob, clean_scale: chance that a face is only resized down by a factor drawn in
+        ``clean_scale`` and back (no blur, noise or JPEG): the clean and mild inputs that teach a
+        restorer to do no harm. 0 (the presets) keeps Eq. 11 alone.
     """
     color_jitter_prob: float = 0.0
     color_jitter: float = 0.3
@@ -59,14 +62,16 @@ class DegradationConfig:
     jpeg_quality: tuple = (40, 80)
     motion_kernels: str | None = None
     interpolation: str = 'bicubic'
+    clean_prob: float = 0.0
+    clean_scale: tuple = (1.0, 2.0)
 
     def __post_init__(self):
-        for name in ('color_jitter_prob', 'blur_prob', 'motion_prob', 'downsample_prob', 'noise_prob', 'jpeg_prob'):
+        for name in ('clean_prob', 'color_jitter_prob', 'blur_prob', 'motion_prob', 'downsample_prob', 'noise_prob', 'jpeg_prob'):
             value = float(getattr(self, name))
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f'degradation.{name} must be a probability in [0, 1], got {value}')
             setattr(self, name, value)
-        for name, minimum in (('gaussian_sigma', 1e-3), ('scale', 1.0), ('noise_sigma', 0.0), ('jpeg_quality', 0)):
+        for name, minimum in (('clean_scale', 1.0), ('gaussian_sigma', 1e-3), ('scale', 1.0), ('noise_sigma', 0.0), ('jpeg_quality', 0)):
             value = tuple(float(v) for v in getattr(self, name))
             if len(value) != 2 or value[0] > value[1] or value[0] < minimum:
                 raise ValueError(f'degradation.{name} must be [low, high] with {minimum} <= low <= high, got {value}')
@@ -160,6 +165,15 @@ class DegradationPipeline:
             gt = color_jitter(gt, cfg.color_jitter, rng)
             params['color_jitter'] = True
         img = gt
+        # Drawn only when used, so that the presets' random streams stay as they were.
+        if cfg.clean_prob > 0 and rng.random() < cfg.clean_prob:
+            scale = draw(rng, cfg.clean_scale)
+            params['clean_scale'] = scale
+            if scale > 1.0:
+                img = deg.resize(img, size=(max(1, round(height / scale)), max(1, round(width / scale))),
+                                 interpolation=cfg.interpolation)
+                img = deg.resize(img, size=(height, width), interpolation=cfg.interpolation)
+            return Degraded(gt=gt, lq=np.ascontiguousarray(img, dtype=np.float32), params=params)
         blur_on, motion_on = rng.random() < cfg.blur_prob, rng.random() < cfg.motion_prob
         sigma = draw(rng, cfg.gaussian_sigma, cfg.gaussian_sigma_step)
         ksize = None

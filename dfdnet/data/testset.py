@@ -11,6 +11,9 @@ Settings (see docs/evaluation.md):
   and noise ranges of Eq. 11.
 * ``eq11``: the full Eq. 11, I_d = JPEG_q((I_h ⊗ k)↓r + n_σ) with k a Gaussian (ρ ∈ {1:0.1:5}) or,
   with probability 0.5, one of the motion kernels; r ∈ {1:0.1:8}, σ ∈ {0:1:15}, q ∈ {40:1:80}.
+* ``clean_x2``: the face at half resolution, nothing else (a restorer must do no harm here).
+* ``x4_noise_jpeg`` (noise σ ∈ {5:1:15}, JPEG q ∈ {50:1:90}, no blur) and ``x4_blur_noise_jpeg``
+  (the same with Gaussian ρ ∈ {1:0.1:3}), both ×4: mixes outside Eq. 11's recipe.
 
 Output layout (``out_dir``)::
 
@@ -46,19 +49,28 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DegradationSetting:
-    """Ranges of one test setting; ``(low, high, step)`` grids as the paper's {low:step:high}."""
+    """Ranges of one test setting; ``(low, high, step)`` grids as the paper's {low:step:high}.
+    ``blur`` False: no blur at all (the clean setting)."""
     name: str
     scale: tuple = (4.0, 4.0, 0.1)
     gaussian_sigma: tuple = (1.0, 5.0, 0.1)
     motion_prob: float = 0.0
     noise_sigma: tuple = (0.0, 15.0, 1.0)
     jpeg_quality: tuple | None = None
+    blur: bool = True
 
 
 SETTINGS = {
     'x4': DegradationSetting('x4', scale=(4.0, 4.0, 0.1)),
     'x8': DegradationSetting('x8', scale=(8.0, 8.0, 0.1)),
     'eq11': DegradationSetting('eq11', scale=(1.0, 8.0, 0.1), motion_prob=0.5, jpeg_quality=(40, 80, 1)),
+    # A good face at half resolution: a restorer must not make it worse.
+    'clean_x2': DegradationSetting('clean_x2', scale=(2.0, 2.0, 0.1), noise_sigma=(0.0, 0.0, 1.0), blur=False),
+    # Two mixes outside Eq. 11's recipe, for robustness reports: no blur; mild blur.
+    'x4_noise_jpeg': DegradationSetting('x4_noise_jpeg', noise_sigma=(5.0, 15.0, 1.0), jpeg_quality=(50, 90, 1),
+                                        blur=False),
+    'x4_blur_noise_jpeg': DegradationSetting('x4_blur_noise_jpeg', gaussian_sigma=(1.0, 3.0, 0.1),
+                                             noise_sigma=(5.0, 15.0, 1.0), jpeg_quality=(50, 90, 1)),
 }
 
 
@@ -105,7 +117,9 @@ def sample_parameters(setting: DegradationSetting, rng: np.random.Generator, num
     noise_seed = int(rng.integers(0, 2 ** 63))
     quality = int(grid_draw(rng, *setting.jpeg_quality)) if setting.jpeg_quality else None
     params = {'scale': scale, 'noise_sigma': noise, 'noise_seed': noise_seed, 'jpeg_quality': quality}
-    if use_motion and num_kernels:
+    if not setting.blur:
+        pass
+    elif use_motion and num_kernels:
         params['motion_kernel'] = kernel_index
     else:
         params['gaussian_sigma'] = sigma
@@ -116,8 +130,10 @@ def degrade(hq: np.ndarray, params: dict, kernels: list) -> np.ndarray:
     """Apply drawn ``params`` to an (H, W, 3) float32 HQ face -> the small LQ (float32, [0, 1])."""
     if 'motion_kernel' in params:
         img = deg.filter_kernel(hq, kernels[params['motion_kernel']])
-    else:
+    elif 'gaussian_sigma' in params:
         img = deg.gaussian_blur(hq, params['gaussian_sigma'])
+    else:
+        img = hq
     height, width = hq.shape[:2]
     if params['scale'] > 1:
         img = deg.resize(img, size=(max(1, round(height / params['scale'])), max(1, round(width / params['scale']))))

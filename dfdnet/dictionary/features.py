@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from dfdnet.archs.checkpoint import read_checkpoint
-from dfdnet.archs.dfdnet_arch import GeneratorConfig
+from dfdnet.archs.dfdnet_arch import GeneratorConfig, to_core_resolution
 from dfdnet.archs.dft import scale_boxes
 from dfdnet.archs.vgg import TAP_STRIDES, VGGEncoder, load_vgg_weights, seed_random_weights_
 from dfdnet.errors import CheckpointError
@@ -125,7 +125,7 @@ def feature_layout(config: GeneratorConfig) -> dict:
     """(part, feature size) -> (level, channels, atom side) for the four levels."""
     layout = {}
     for level, stride in enumerate(TAP_STRIDES):
-        fsize = config.image_size // stride
+        fsize = config.feature_sizes[level]
         for part, psize in zip(PART_NAMES, config.part_sizes):
             layout[(part, fsize)] = (level, config.tap_channels[level], psize // stride)
     return layout
@@ -198,5 +198,6 @@ def extract_samples(encoder: VGGEncoder, faces: list, landmarks: list, config: G
             boxes.append(component_boxes(flip_landmarks(points, size), size))
     batch = torch.stack(images).to(device)
     box_tensor = torch.as_tensor(np.stack(boxes), dtype=torch.long)
+    batch, box_tensor = to_core_resolution(batch, box_tensor, config)  # what the generator's encoder sees
     features = encoder(batch)
     return {key: (crops.cpu(), valid) for key, (crops, valid) in crop_components(features, box_tensor, config).items()}

@@ -10,6 +10,8 @@ from torch import nn
 
 logger = logging.getLogger(__name__)
 
+PIXEL_LOSSES = ('mse', 'psnr')
+
 
 class ReconstructionLoss(nn.Module):
     """λ_l2 · MSE(Î, I) + Σ_m λ_p,m · ‖Ψ_m(Î) − Ψ_m(I)‖² / (C_m H_m W_m), averaged over the batch.
@@ -20,11 +22,22 @@ class ReconstructionLoss(nn.Module):
             owned (it may be the generator's own encoder).
         pixel_weight: λ_l2 (100 in the paper).
         perceptual_weights: λ_p, one per feature map (0.5, 1, 2, 4 in the paper).
+        pixel_loss: 'mse' (the paper) or 'psnr': the batch mean of 10·log10(MSE + floor) per face,
+            i.e. minus its PSNR up to a constant, so that every face counts in dB (mean PSNR is
+            what evaluation reports). With MSE a clean face's small error barely registers next
+            to a degraded face's, and a restorer learns to harm good inputs. The floor
+            (``psnr_floor_db``) bounds the weight of faces restored better than it: too high a
+            floor (50 dB) lets near-perfect clean faces dominate and the network stops restoring.
     forward(output, target) -> (total, {'l_pix': ..., 'l_percep': ...}) scalar tensors.
     """
 
-    def __init__(self, feature_net: nn.Module, pixel_weight: float = 100.0, perceptual_weights=(0.5, 1.0, 2.0, 4.0)):
+    def __init__(self, feature_net: nn.Module, pixel_weight: float = 100.0, perceptual_weights=(0.5, 1.0, 2.0, 4.0),
+                 pixel_loss: str = 'mse', psnr_floor_db: float = 40.0):
         super().__init__()
+        self.psnr_floor = 4.0 * 10.0 ** (-float(psnr_floor_db) / 10.0)  # MSE on the [-1, 1] scale
+        if pixel_loss not in PIXEL_LOSSES:
+            raise ValueError(f'pixel_loss must be one of {PIXEL_LOSSES}, got {pixel_loss!r}')
+        self.pixel_loss = pixel_loss
         # Keep the network out of this module's parameters/state dict: it is frozen and shared.
         self._feature_net = [feature_net]
         self.pixel_weight = float(pixel_weight)
@@ -35,7 +48,11 @@ class ReconstructionLoss(nn.Module):
         return self._feature_net[0]
 
     def forward(self, output: torch.Tensor, target: torch.Tensor):
-        l_pix = F.mse_loss(output, target) * self.pixel_weight
+        if self.pixel_loss == 'mse':
+            l_pix = F.mse_loss(output, target) * self.pixel_weight
+        else:
+            mse = (output.float() - target.float()).pow(2).flatten(1).mean(1)
+            l_pix = 10.0 * torch.log10(mse + self.psnr_floor).mean() * self.pixel_weight
         l_percep = output.new_zeros(())
         if any(self.perceptual_weights):
             out_feats = self.feature_net(output)

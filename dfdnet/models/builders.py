@@ -20,6 +20,10 @@ from dfdnet.utils.files import atomic_path
 
 logger = logging.getLogger(__name__)
 
+# Layers a later stage may add to a pretrained generator (weights.pretrain_new_layers): the
+# confidence blocks of the DFT levels and the full-resolution head of a 512-in, 256-core network.
+NEW_LAYER_PREFIXES = ('attn_blocks.', 'full_res_head.')
+
 
 def write_random_dictionary(folder, config: GeneratorConfig, num_atoms: int, seed: int) -> Path:
     """Write a released-layout dictionary folder of standard-normal atoms (smoke runs only).
@@ -57,11 +61,12 @@ def build_generator(config: GeneratorConfig, weights, experiment_dir, seed: int)
         state, _, fmt = read_checkpoint(weights.pretrain_network_g)
         if weights.pretrain_new_layers:  # e.g. a 0-DFT stage's weights for a network with dictionaries
             own = net_g.state_dict()
-            new = sorted({k.split('.')[1] for k in own if k.startswith('attn_blocks.') and k not in state})
-            state = {**{k: v for k, v in own.items() if k.startswith('attn_blocks.') and k not in state}, **state}
+            fresh = {k: v for k, v in own.items() if k.startswith(NEW_LAYER_PREFIXES) and k not in state}
+            new = sorted({'.'.join(k.split('.')[:2]) if k.startswith('attn_blocks.') else k.split('.')[0]
+                          for k in fresh})
+            state = {**fresh, **state}
             if new:
-                logger.info('confidence blocks not in %s keep their initialisation: %s',
-                            weights.pretrain_network_g, new)
+                logger.info('layers not in %s keep their initialisation: %s', weights.pretrain_network_g, new)
                 record['new_layers'] = new
         load_state_strict(net_g, state, source=str(weights.pretrain_network_g))
         record['pretrain_network_g'] = str(weights.pretrain_network_g)

@@ -14,6 +14,7 @@ from torch.nn.parallel import DistributedDataParallel
 from dfdnet.data.degradations import to_uint8
 from dfdnet.losses import ReconstructionLoss, hinge_d_loss, hinge_g_loss
 from dfdnet.metrics import calculate_psnr, calculate_ssim
+from dfdnet.utils.precision import resolve_amp
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +71,14 @@ class DFDNetModel:
         self.options = options
         self.device = torch.device(device)
         self.distributed = distributed
-        net_g.to(self.device)
-        net_d.to(self.device)
+        self.amp_dtype = AMP_DTYPES[resolve_amp(options.amp, self.device)]
+        # Reduced precision pays only with channels-last tensors (oneDNN; on a CPU with AMX-BF16
+        # a contiguous bf16 backward is slower than float32), so autocast runs channels-last.
+        self.memory_format = torch.channels_last if self.amp_dtype is not None else torch.contiguous_format
+        net_g.to(self.device, memory_format=self.memory_format)
+        net_d.to(self.device, memory_format=self.memory_format)
+        if self.amp_dtype is not None:
+            logger.info('%s autocast with channels-last networks and batches', self.amp_dtype)
         perceptual_net = (perceptual_net if perceptual_net is not None else net_g.vgg_extractor).to(self.device)
         perceptual_net.requires_grad_(False)
         # After the line above: the perceptual net may be this encoder (then with zero weights).
@@ -83,18 +90,15 @@ class DFDNetModel:
                                             find_unused_parameters=options.find_unused_parameters)
             net_d = DistributedDataParallel(net_d, device_ids=ids)
         self.net_g, self.net_d = net_g, net_d
-        self.recon_loss = ReconstructionLoss(perceptual_net, options.pixel_weight, options.perceptual_weights)
+        self.recon_loss = ReconstructionLoss(perceptual_net, options.pixel_weight, options.perceptual_weights,
+                                             options.pixel_loss, options.psnr_floor_db)
         self.optimizer_g = torch.optim.Adam(self.trainable_g, lr=options.lr_g, betas=tuple(options.betas))
         self.optimizer_d = torch.optim.Adam(unwrap(net_d).parameters(), lr=options.lr_d, betas=tuple(options.betas))
         self.scheduler_g, self.scheduler_d = (
             torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode='min', factor=options.lr_factor,
                                                        patience=options.lr_patience, min_lr=options.min_lr)
             for opt in (self.optimizer_g, self.optimizer_d))
-        self.amp_dtype = AMP_DTYPES[options.amp]
-        if self.amp_dtype is not None and self.device.type == 'cpu':
-            logger.warning('%s autocast on CPU: correct but usually much slower than float32 (meant for GPUs)',
-                           options.amp)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=options.amp == 'fp16')
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.ema = GeneratorEMA(unwrap(net_g), options.ema_decay) if options.ema_decay > 0 else None
 
     # ------------------------------------------------------------------ training
@@ -111,8 +115,8 @@ class DFDNetModel:
 
     def optimize_parameters(self, batch: dict) -> dict:
         """One G step, then one D step unless every adversarial weight is 0; returns the loss values (floats)."""
-        lq = batch['lq'].to(self.device, non_blocking=True)
-        gt = batch['gt'].to(self.device, non_blocking=True)
+        lq = batch['lq'].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        gt = batch['gt'].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         boxes = batch['boxes'].to(self.device, non_blocking=True)
         d_plain = unwrap(self.net_d)
         # Generator: reconstruction + weighted hinge adversarial loss; D is not updated here.

@@ -27,9 +27,9 @@ from dfdnet.data.face_dataset import EpochSampler, FaceDataset, build_train_load
 from dfdnet.data.validation_set import ValidationDataset, make_validation_set
 from dfdnet.models.builders import build_discriminator, build_generator, build_perceptual_net
 from dfdnet.models.dfdnet_model import DFDNetModel, unwrap
-from dfdnet.models.training_state import get_rng_state, latest_state, load_training_state, save_training_state, \
-    set_rng_state
-from dfdnet.utils.files import atomic_path, atomic_torch_save
+from dfdnet.models.training_state import get_rng_state, load_latest_state, load_training_state, \
+    save_training_state, set_rng_state
+from dfdnet.utils.files import atomic_path, atomic_torch_save, remove_stale_temporaries
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +110,7 @@ def prepare_experiment(options, resolved: dict, argv, resume: bool, info: DistIn
             print(f'experiment folder {exp_dir} exists: moved to {archived}', file=sys.stderr)
         for sub in ('models', 'training_states', 'visualization'):
             (exp_dir / sub).mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(exp_dir)
         with atomic_path(exp_dir / f'options_{stamp}.yml') as tmp:
             tmp.write_text(yaml.safe_dump(resolved, sort_keys=False))
         with open(exp_dir / 'command.txt', 'a') as fh:
@@ -138,10 +139,15 @@ class Trainer:
                                  distributed=self.info.enabled)
         self.iteration, self.epoch, self.batches_in_epoch = 0, 0, 0
         self.best = {'psnr': float('-inf'), 'iteration': 0}
-        state_path = Path(resume_state) if resume_state else (
-            latest_state(self.exp_dir / 'training_states') if auto_resume else None)
-        if state_path is not None:
-            self._resume(state_path)
+        if resume_state:
+            self._resume(Path(resume_state), load_training_state(resume_state, self.device))
+        elif auto_resume:
+            found = load_latest_state(self.exp_dir / 'training_states', self.device)
+            if found is None:
+                logger.warning('--auto_resume: no training state in %s: starting from iteration 0',
+                               self.exp_dir / 'training_states')
+            else:
+                self._resume(*found)
         self.tb = None
         if self.info.is_main and options.logger.use_tb_logger:
             from torch.utils.tensorboard import SummaryWriter
@@ -181,8 +187,7 @@ class Trainer:
         logger.info('%d training faces, %d validation faces, batch %d x %d process(es), image size %d',
                     len(self.train_set), len(val_files), data.batch_size, self.info.world_size, size)
 
-    def _resume(self, path: Path) -> None:
-        state = load_training_state(path, self.device)
+    def _resume(self, path: Path, state: dict) -> None:
         self.model.load_state_dict(state['model'])
         self.iteration, self.epoch = int(state['iteration']), int(state['epoch'])
         self.batches_in_epoch = int(state['batches_in_epoch'])

@@ -68,6 +68,24 @@ def load_training_state(path, device='cpu') -> dict:
     return load_torch_file(path, 'training state', ValueError, map_location=device)
 
 
-def latest_state(folder) -> Path | None:
+def load_latest_state(folder, device='cpu') -> tuple[Path, dict] | None:
+    """The newest readable state of ``folder`` as (path, state); None when there is none at all.
+
+    A state that cannot be read (e.g. truncated by a full disk) is logged and the previous one
+    is tried; if none can be read, ``ValueError`` names them all.
+    """
     states = list_states(folder)
-    return states[-1] if states else None
+    errors = []
+    for path in reversed(states):
+        try:
+            state = load_training_state(path, device)
+        except ValueError as exc:
+            logger.error('%s; trying the previous training state', exc)
+            errors.append(str(exc))
+            continue
+        if errors:
+            logger.warning('resuming from %s, the newest readable training state', path)
+        return path, state
+    if errors:
+        raise ValueError(f'no readable training state in {folder}: ' + '; '.join(errors))
+    return None

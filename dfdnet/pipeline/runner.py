@@ -17,7 +17,7 @@ from dfdnet.face.landmarks import LandmarkError, landmark_file_for, read_landmar
 from dfdnet.face.paste import paste_faces
 from dfdnet.pipeline.options import RestoreOptions
 from dfdnet.pipeline.summary import RunSummary, StageTimer
-from dfdnet.utils.files import atomic_path
+from dfdnet.utils.files import atomic_path, remove_stale_temporaries
 from dfdnet.utils.html import ImageRow, write_results_page
 from dfdnet.utils.image_io import ImageReadError, list_images, match_input_format, read_image, to_rgb8, write_image
 
@@ -89,6 +89,7 @@ class RestorationRun:
         opts = self.options
         start = time.perf_counter()
         paths = list_images(opts.test_path, exclude=opts.results_dir) if paths is None else list(paths)
+        remove_stale_temporaries(opts.results_dir)
         keys = output_keys(paths, opts.test_path)
         self.summary.images_total = len(paths)
         queue: list = []

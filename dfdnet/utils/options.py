@@ -97,6 +97,8 @@ class OptimOptions:
     lr_d: float = 2e-4
     betas: tuple = (0.5, 0.999)
     pixel_weight: float = 100.0
+    pixel_loss: str = 'mse'  # 'mse' (paper) or 'psnr': mean of 10 log10(MSE) per face (losses/reconstruction.py)
+    psnr_floor_db: float = 40.0  # pixel_loss psnr: faces better than this weigh no more than at it
     perceptual_weights: tuple = (0.5, 1.0, 2.0, 4.0)
     perceptual_net: str = 'generator'  # 'generator' (its own encoder) or 'vggface' (a user file)
     perceptual_weights_file: str | None = None
@@ -105,7 +107,7 @@ class OptimOptions:
     lr_factor: float = 0.5
     min_lr: float = 1e-7
     ema_decay: float = 0.0  # 0 = no EMA of G
-    amp: str | None = None  # None, 'bf16' or 'fp16'
+    amp: str | None = None  # None, 'bf16', 'fp16' or 'auto' (bf16 where the hardware has it natively)
     find_unused_parameters: bool = True
     train_encoder: bool = False  # train the VGG encoder too (a first, 0-DFT stage; pixel loss only)
 
@@ -118,12 +120,14 @@ class OptimOptions:
         if self.train_encoder and self.perceptual_net == 'generator' and any(self.perceptual_weights):
             raise OptionsError('train.train_encoder with perceptual_net: generator would compute the perceptual '
                                'loss with the encoder being trained; set train.perceptual_weights to zeros')
+        if self.pixel_loss not in ('mse', 'psnr'):
+            raise OptionsError(f"train.pixel_loss must be 'mse' or 'psnr', got {self.pixel_loss!r}")
         if self.perceptual_net not in ('generator', 'vggface'):
             raise OptionsError(f"train.perceptual_net must be 'generator' or 'vggface', got {self.perceptual_net!r}")
         if self.perceptual_net == 'vggface' and not self.perceptual_weights_file:
             raise OptionsError('train.perceptual_net is vggface: set train.perceptual_weights_file')
-        if self.amp not in (None, 'bf16', 'fp16'):
-            raise OptionsError(f"train.amp must be null, 'bf16' or 'fp16', got {self.amp!r}")
+        if self.amp not in (None, 'bf16', 'fp16', 'auto'):
+            raise OptionsError(f"train.amp must be null, 'bf16', 'fp16' or 'auto', got {self.amp!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise OptionsError(f'train.ema_decay must be in [0, 1), got {self.ema_decay}')
         if self.total_iter < 1:

@@ -1,0 +1,47 @@
+"""Which reduced precision the hardware runs natively.
+
+bf16 pays on a CUDA GPU with bf16 support and on a CPU with AMX-BF16 or AVX512-BF16 (oneDNN
+then runs channels-last bf16 convolutions several times faster than float32). Elsewhere it is
+emulated and much slower: measured 7.5x slower than float32 for a conv forward + backward on an
+AVX2-only AMD EPYC (docs/benchmarks.md).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+NATIVE_BF16_CPU_FLAGS = ('amx_bf16', 'avx512_bf16')
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset:
+    """The CPU's feature flags from /proc/cpuinfo (empty where it cannot be read)."""
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('flags'):
+                return frozenset(line.split(':', 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def native_bf16(device) -> bool:
+    """True when ``device`` computes bf16 natively (see the module docstring)."""
+    device = torch.device(device)
+    if device.type == 'cuda':
+        return torch.cuda.is_bf16_supported()
+    return device.type == 'cpu' and any(flag in cpu_flags() for flag in NATIVE_BF16_CPU_FLAGS)
+
+
+def resolve_amp(amp: str | None, device) -> str | None:
+    """``train.amp``: 'auto' becomes 'bf16' where it is native and None (float32) elsewhere."""
+    if amp != 'auto':
+        return amp
+    chosen = 'bf16' if native_bf16(device) else None
+    logger.info('train.amp auto: %s on %s', chosen or 'float32 (no native bf16)', torch.device(device))
+    return chosen

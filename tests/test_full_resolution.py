@@ -1,0 +1,164 @@
+"""512 in, 512 out with a 256-px core (``GeneratorConfig.compute_size``), the clean/mild part of
+the training degradation, the clean x2 test setting and bf16 + channels-last training."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import condition_spectral_norm_, write_random_dictionaries
+from dfdnet.archs.checkpoint import load_generator, save_generator
+from dfdnet.archs.dfdnet_arch import DFDNetGenerator, GeneratorConfig, to_core_resolution
+from dfdnet.archs.dictionary import load_dictionaries
+from dfdnet.data.degradation_pipeline import DegradationConfig, DegradationPipeline
+from dfdnet.models.builders import build_discriminator, build_generator
+from dfdnet.models.dfdnet_model import DFDNetModel
+from dfdnet.utils.options import OptimOptions, WeightsOptions
+
+CORE = GeneratorConfig(image_size=256, width=8, part_sizes=(40, 40, 32, 56), crop_mode='roi_align', residual=True)
+FULL = dataclasses.replace(CORE, image_size=512, compute_size=256)
+BOXES_256 = torch.tensor([[[70, 100, 115, 130], [140, 100, 185, 130], [110, 125, 140, 160], [95, 165, 160, 205]]])
+BOXES_512 = BOXES_256 * 2
+
+
+def _random_face(size=512, seed=0):
+    torch.manual_seed(seed)
+    low = torch.rand(1, 3, size // 8, size // 8)
+    return (F.interpolate(low, size=size, mode='bicubic', align_corners=False) * 2 - 1).clamp(-1, 1)
+
+
+def test_compute_size_options_are_checked():
+    assert FULL.core_size == 256 and FULL.feature_sizes == (128, 64, 32, 16)
+    assert FULL.dictionary_layout() == CORE.dictionary_layout()  # the same dictionaries fit both
+    assert dataclasses.replace(CORE, compute_size=256).compute_size is None  # = image_size: no core
+    with pytest.raises(ValueError, match='residual'):
+        dataclasses.replace(FULL, residual=False)
+    with pytest.raises(ValueError, match='divides'):
+        dataclasses.replace(FULL, compute_size=208)
+    with pytest.raises(ValueError, match='full_res_head'):
+        dataclasses.replace(CORE, full_res_head=True)
+
+
+def test_core_sees_the_area_downscaled_face_and_scaled_boxes(tmp_path):
+    torch.manual_seed(0)
+    model = condition_spectral_norm_(DFDNetGenerator(FULL)).eval()
+    model.set_dictionaries(load_dictionaries(write_random_dictionaries(tmp_path / 'd', num_atoms=3, config=FULL),
+                                             FULL.dictionary_layout()))
+    core = DFDNetGenerator(CORE).eval()
+    core.load_state_dict(model.state_dict())
+    core.set_dictionaries(model.dictionaries)
+    image = _random_face()
+    small, boxes = to_core_resolution(image, BOXES_512, FULL)
+    assert torch.equal(boxes, BOXES_256) and torch.allclose(small, F.avg_pool2d(image, 2))
+    with torch.no_grad():
+        feats, updated = model.encode(image, BOXES_512)
+        ref_feats, ref_updated = core.encode(small, BOXES_256)
+        restored = model(image, BOXES_512)
+    for a, b in zip(updated, ref_updated):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert restored.shape == (1, 3, 512, 512)
+    # A new network adds nothing (zero last conv): the 512-px input comes back exactly, detail included.
+    assert torch.equal(restored, image)
+
+
+def test_output_is_full_resolution_input_plus_upsampled_core_residual(tmp_path):
+    torch.manual_seed(1)
+    model = DFDNetGenerator(dataclasses.replace(FULL, dft_levels=())).eval()
+    torch.nn.init.normal_(model.upsample4[-2].weight, std=0.02)  # a trained-looking residual
+    captured = {}
+    model.upsample4.register_forward_hook(lambda mod, inp, out: captured.setdefault('residual', out))
+    image = _random_face(seed=2) * 0.5  # no clamping
+    sharp = image + 0.2 * torch.sign(torch.randn_like(image))  # detail above the core's band
+    with torch.no_grad():
+        out = model(sharp.clamp(-1, 1), BOXES_512)
+    expected = sharp.clamp(-1, 1) + F.interpolate(captured['residual'], scale_factor=2, mode='bilinear',
+                                                  align_corners=False)
+    assert captured['residual'].shape[-1] == 256
+    assert torch.allclose(out, expected.clamp(-1, 1), atol=1e-6)
+    assert (out - sharp).abs().max() > 1e-3  # the core did change the face
+
+
+def test_full_resolution_head_round_trip_and_new_layers(tmp_path):
+    config = dataclasses.replace(FULL, full_res_head=True)
+    torch.manual_seed(0)
+    core = condition_spectral_norm_(DFDNetGenerator(CORE))
+    save_generator(core, tmp_path / 'core.pth')
+    dicts = write_random_dictionaries(tmp_path / 'dict', num_atoms=3, config=CORE)
+    weights = WeightsOptions(pretrain_network_g=str(tmp_path / 'core.pth'), dictionaries=str(dicts),
+                             pretrain_new_layers=True)
+    net_g, record = build_generator(config, weights, tmp_path, seed=0)
+    assert record['new_layers'] == ['full_res_head']
+    assert torch.equal(net_g.upsample3.convup[1].weight_orig, core.upsample3.convup[1].weight_orig)
+    net_g.eval()
+    torch.nn.init.normal_(net_g.full_res_head.out.weight, std=0.01)
+    save_generator(net_g, tmp_path / 'full.pth')
+    loaded = load_generator(tmp_path / 'full.pth', dicts)
+    assert loaded.config == config
+    image = _random_face(seed=3)
+    with torch.no_grad():
+        assert torch.allclose(loaded(image, BOXES_512), net_g(image, BOXES_512), atol=1e-5)
+
+
+def test_clean_part_of_the_degradation_only_resizes():
+    from dfdnet.data import degradations as deg
+
+    rng = np.random.default_rng(0)
+    hq = rng.random((64, 64, 3), dtype=np.float32)
+    identity = DegradationPipeline(DegradationConfig.from_dict({'clean_prob': 1.0, 'clean_scale': [1.0, 1.0]}))
+    sample = identity(hq, np.random.default_rng(1))
+    assert np.array_equal(sample.lq, hq) and sample.params == {'clean_scale': 1.0}
+    mild = DegradationPipeline(DegradationConfig.from_dict({'clean_prob': 1.0, 'clean_scale': [2.0, 2.0]}))
+    again = [mild(hq, np.random.default_rng(seed)).lq for seed in (1, 2)]
+    assert np.array_equal(again[0], again[1])  # no noise, no JPEG: deterministic
+    assert np.array_equal(again[0], deg.resize(deg.resize(hq, size=(32, 32)), size=(64, 64)))
+    mixed = DegradationPipeline(DegradationConfig.from_dict({'clean_prob': 0.3}))
+    clean = sum('clean_scale' in mixed(hq, np.random.default_rng(seed)).params for seed in range(200))
+    assert 40 <= clean <= 80
+    with pytest.raises(ValueError, match='clean_prob'):
+        DegradationConfig.from_dict({'clean_prob': 1.5})
+    # The presets draw nothing for it: their random streams are unchanged.
+    plain = DegradationPipeline(DegradationConfig.from_dict({}))
+    explicit = DegradationPipeline(DegradationConfig.from_dict({'clean_prob': 0.0}))
+    assert np.array_equal(plain(hq, np.random.default_rng(5)).lq, explicit(hq, np.random.default_rng(5)).lq)
+
+
+def test_clean_x2_test_setting_is_a_plain_half_resolution_face():
+    from dfdnet.data import degradations as deg
+    from dfdnet.data.testset import SETTINGS, degrade, sample_parameters, setting_rng
+
+    params = sample_parameters(SETTINGS['clean_x2'], setting_rng(0, 'clean_x2', 'a.png'), 32)
+    assert params['scale'] == 2.0 and params['noise_sigma'] == 0 and params['jpeg_quality'] is None
+    assert 'gaussian_sigma' not in params and 'motion_kernel' not in params
+    hq = np.random.default_rng(0).random((32, 32, 3), dtype=np.float32)
+    assert np.array_equal(degrade(hq, params, []), deg.resize(hq, size=(16, 16)))
+
+
+def test_bf16_training_runs_channels_last(tmp_path):
+    config = dataclasses.replace(FULL, dft_levels=())
+    net_g, _ = build_generator(config, WeightsOptions(random_encoder_seed=0), tmp_path, seed=0)
+    options = OptimOptions(perceptual_weights=(0, 0, 0, 0), adversarial_weights=(0, 0, 0, 0), total_iter=1,
+                           amp='bf16')
+    net_d = build_discriminator(type('D', (), {'scales': (1, 2, 4, 8), 'base_channels': 4, 'num_down': 3,
+                                               'max_channels': 8})(), seed=0)
+    model = DFDNetModel(net_g, net_d, options, 'cpu')
+    assert model.net_g.upsample3.convup[1].weight_orig.is_contiguous(memory_format=torch.channels_last)
+    before = model.net_g.upsample4[-2].weight.clone()
+    batch = {'lq': _random_face(seed=4).expand(2, -1, -1, -1).contiguous(),
+             'gt': _random_face(seed=5).expand(2, -1, -1, -1).contiguous(), 'boxes': BOXES_512.expand(2, 4, 4)}
+    losses = model.optimize_parameters(batch)
+    assert np.isfinite(losses['l_pix']) and losses['l_pix'] > 0
+    assert not torch.equal(model.net_g.upsample4[-2].weight, before)  # the zero-started last conv learns first
+    assert model.net_g.upsample4[-2].weight.dtype == torch.float32  # autocast keeps fp32 master weights
+
+
+def test_amp_auto_picks_bf16_only_where_it_is_native(monkeypatch):
+    from dfdnet.utils import precision
+
+    monkeypatch.setattr(precision, 'cpu_flags', lambda: frozenset({'avx2', 'fma'}))
+    assert precision.resolve_amp('auto', 'cpu') is None and precision.resolve_amp('bf16', 'cpu') == 'bf16'
+    monkeypatch.setattr(precision, 'cpu_flags', lambda: frozenset({'avx2', 'amx_bf16'}))
+    assert precision.resolve_amp('auto', 'cpu') == 'bf16'
+    assert precision.resolve_amp(None, 'cpu') is None
