@@ -145,6 +145,7 @@ def test_export_records_no_machine_paths(tmp_path):
 
     record = relative_paths({'commands': ['20261201 /usr/local/bin/python3.11 train.py -opt options/a.yml'],
                              'encoder': str(tmp_path / 'experiments' / 'e.pth'), 'data': '/srv/data/x.png',
-                             'k': 'K=64/256', 'n': 3}, root=tmp_path)
+                             'k': 'K=64/256', 'url': 'https://example.org/a', 'n': 3}, root=tmp_path)
     assert record == {'commands': ['20261201 python train.py -opt options/a.yml'], 'encoder': 'experiments/e.pth',
-                      'data': os.path.relpath('/srv/data/x.png', tmp_path), 'k': 'K=64/256', 'n': 3}
+                      'data': os.path.relpath('/srv/data/x.png', tmp_path), 'k': 'K=64/256',
+                      'url': 'https://example.org/a', 'n': 3}

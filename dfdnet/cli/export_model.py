@@ -65,7 +65,7 @@ def export_model(checkpoint, dict_dir, output, description: str = '', provenance
     return record
 
 
-_ABSOLUTE_PATH = re.compile(r'(?<![\w.~])/[^\s"\',:;]+')
+_ABSOLUTE_PATH = re.compile(r'(?<![\w.~:/])/[^\s"\',:;]+')  # not inside 'a/b', '~/x' or 'http://'
 _INTERPRETER = re.compile(r'python[\d.]*')
 
 
