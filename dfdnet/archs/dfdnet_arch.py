@@ -94,6 +94,11 @@ class GeneratorConfig:
         return self.compute_size or self.image_size
 
     @property
+    def core_scale(self) -> int:
+        """image_size / core_size (1 when the core runs at full resolution)."""
+        return self.image_size // self.core_size
+
+    @property
     def feature_sizes(self) -> tuple:
         return tuple(self.core_size // d for d in TAP_STRIDES)
 
@@ -185,7 +190,7 @@ class DFDNetGenerator(nn.Module):
         x = self.upsample3(x, updated[0])
         if not self.config.residual:
             return self.upsample4(x)
-        scale = self.config.image_size // self.config.core_size
+        scale = self.config.core_scale
         if scale == 1:
             return (images + self.upsample4(x)).clamp(-1.0, 1.0)
         residual = F.interpolate(self.upsample4(x), scale_factor=scale, mode='bilinear', align_corners=False)
@@ -225,7 +230,7 @@ class DFDNetGenerator(nn.Module):
 def to_core_resolution(images: torch.Tensor, boxes, config: GeneratorConfig):
     """Faces (B, 3, image_size, image_size) and int boxes (B, 4, 4) in image pixels -> the same at
     ``config.core_size`` (area downscaling; boxes floored), as the encoder and dictionaries see them."""
-    scale = config.image_size // config.core_size
+    scale = config.core_scale
     if scale == 1:
         return images, boxes
     return F.avg_pool2d(images, scale), torch.div(boxes, scale, rounding_mode='floor')

@@ -155,7 +155,6 @@ class DegradationPipeline:
 
     def __call__(self, hq: np.ndarray, rng: np.random.Generator) -> Degraded:
         cfg = self.config
-        height, width = hq.shape[:2]
         params = {}
         gt = np.asarray(hq, dtype=np.float32)
         # Every stage draws its decision and parameters whether it runs or not, so that one
@@ -170,10 +169,8 @@ class DegradationPipeline:
             scale = draw(rng, cfg.clean_scale)
             params['clean_scale'] = scale
             if scale > 1.0:
-                img = deg.resize(img, size=(max(1, round(height / scale)), max(1, round(width / scale))),
-                                 interpolation=cfg.interpolation)
-                img = deg.resize(img, size=(height, width), interpolation=cfg.interpolation)
-            return Degraded(gt=gt, lq=np.ascontiguousarray(img, dtype=np.float32), params=params)
+                img = self._downscale(img, scale)
+            return self._finish(gt, img, params)
         blur_on, motion_on = rng.random() < cfg.blur_prob, rng.random() < cfg.motion_prob
         sigma = draw(rng, cfg.gaussian_sigma, cfg.gaussian_sigma_step)
         ksize = None
@@ -190,8 +187,7 @@ class DegradationPipeline:
         down_on = rng.random() < cfg.downsample_prob
         scale = draw(rng, cfg.scale, cfg.scale_step)
         if down_on and scale > 1.0:
-            img = deg.resize(img, size=(max(1, round(height / scale)), max(1, round(width / scale))),
-                             interpolation=cfg.interpolation)
+            img = self._downscale(img, scale)
             params['scale'] = scale
         noise_on = rng.random() < cfg.noise_prob
         noise = draw(rng, cfg.noise_sigma, cfg.noise_sigma_step)
@@ -204,6 +200,15 @@ class DegradationPipeline:
         if jpeg_on:
             img = deg.jpeg_compress(img, quality)
             params['jpeg_quality'] = quality
-        if img.shape[:2] != (height, width):
-            img = deg.resize(img, size=(height, width), interpolation=cfg.interpolation)
+        return self._finish(gt, img, params)
+
+    def _downscale(self, img: np.ndarray, scale: float) -> np.ndarray:
+        height, width = img.shape[:2]
+        return deg.resize(img, size=(max(1, round(height / scale)), max(1, round(width / scale))),
+                          interpolation=self.config.interpolation)
+
+    def _finish(self, gt: np.ndarray, img: np.ndarray, params: dict) -> Degraded:
+        """The input resized back to the HQ size."""
+        if img.shape[:2] != gt.shape[:2]:
+            img = deg.resize(img, size=gt.shape[:2], interpolation=self.config.interpolation)
         return Degraded(gt=gt, lq=np.ascontiguousarray(img, dtype=np.float32), params=params)

@@ -117,11 +117,9 @@ def sample_parameters(setting: DegradationSetting, rng: np.random.Generator, num
     noise_seed = int(rng.integers(0, 2 ** 63))
     quality = int(grid_draw(rng, *setting.jpeg_quality)) if setting.jpeg_quality else None
     params = {'scale': scale, 'noise_sigma': noise, 'noise_seed': noise_seed, 'jpeg_quality': quality}
-    if not setting.blur:
-        pass
-    elif use_motion and num_kernels:
+    if setting.blur and use_motion and num_kernels:
         params['motion_kernel'] = kernel_index
-    else:
+    elif setting.blur:
         params['gaussian_sigma'] = sigma
     return params
 

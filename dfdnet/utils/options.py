@@ -15,6 +15,7 @@ import yaml
 
 from dfdnet.archs.dfdnet_arch import GeneratorConfig
 from dfdnet.data.degradation_pipeline import DegradationConfig
+from dfdnet.losses.reconstruction import PIXEL_LOSSES
 
 
 class OptionsError(ValueError):
@@ -120,8 +121,8 @@ class OptimOptions:
         if self.train_encoder and self.perceptual_net == 'generator' and any(self.perceptual_weights):
             raise OptionsError('train.train_encoder with perceptual_net: generator would compute the perceptual '
                                'loss with the encoder being trained; set train.perceptual_weights to zeros')
-        if self.pixel_loss not in ('mse', 'psnr'):
-            raise OptionsError(f"train.pixel_loss must be 'mse' or 'psnr', got {self.pixel_loss!r}")
+        if self.pixel_loss not in PIXEL_LOSSES:
+            raise OptionsError(f'train.pixel_loss must be one of {PIXEL_LOSSES}, got {self.pixel_loss!r}')
         if self.perceptual_net not in ('generator', 'vggface'):
             raise OptionsError(f"train.perceptual_net must be 'generator' or 'vggface', got {self.perceptual_net!r}")
         if self.perceptual_net == 'vggface' and not self.perceptual_weights_file:
