@@ -8,7 +8,9 @@ setup(
     version='0.1.0',
     description='Blind face restoration with deep multi-scale component dictionaries (DFDNet, ECCV 2020)',
     packages=find_packages(include=['dfdnet', 'dfdnet.*']),
-    package_data={'dfdnet': ['data/*.npz']},
+    # the shipped default model travels with the package (found through it: dfdnet.shipped_model_dir())
+    package_data={'dfdnet': ['data/*.npz', 'pretrained/default/*.pth', 'pretrained/default/*.json',
+                             'pretrained/default/*.md', 'pretrained/default/dictionaries/*']},
     python_requires='>=3.10',
     install_requires=[r for r in requirements if r and not r.startswith('pytest')],
     extras_require={'test': ['pytest>=7.4']},

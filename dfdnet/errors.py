@@ -1,4 +1,4 @@
-"""Errors raised for bad weight and dictionary files (always naming the path)."""
+"""Errors raised for bad weight, dictionary and cache files (always naming the path)."""
 
 
 class CheckpointError(RuntimeError):
@@ -7,3 +7,7 @@ class CheckpointError(RuntimeError):
 
 class DictionaryError(RuntimeError):
     """A component dictionary is missing, unreadable or has the wrong shape."""
+
+
+class UnreadableFileError(ValueError):
+    """A data or cache file is missing, truncated, corrupt or not what its header or record says."""

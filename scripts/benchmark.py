@@ -56,11 +56,11 @@ def run_one(args) -> dict:
     if args.impl == 'ours':
         from dfdnet.archs.checkpoint import load_generator
 
-        model = load_generator(args.checkpoint, dict_dir, device=device)  # the real loading path
-        amp = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[args.dtype]
+        # the real loading path, with the precision the restore command would use
+        model = load_generator(args.checkpoint, dict_dir, device=device, precision=args.dtype)
 
         def step():
-            with torch.inference_mode(), torch.autocast(device.split(':')[0], dtype=amp, enabled=amp is not None):
+            with torch.inference_mode():
                 model(images, boxes)
     else:
         from dfdnet.archs.released_reference import ReleasedDFDNet

@@ -1,14 +1,19 @@
-"""Benchmark dfdnet's PyTorch k-means against scikit-learn on real component features.
+"""Benchmark dfdnet's k-means (torch and faiss backends) against scikit-learn.
 
-Features: the network's component crops of the first ``--num_faces`` aligned faces of
-``--faces`` (and their mirror images), from the encoder given as in build_dictionary
-(``--checkpoint`` / ``--vgg`` / ``--random_encoder``), at one level (default 0: the stride-2
-relu2_2 features, whose left-eye crops have 128 x 40 x 40 = 204,800 dimensions). They are
-computed once and kept in ``--work`` (float16 .npy), so a second run only clusters.
+Features: either synthetic (``--synthetic N D``: Gaussian blobs, see ``synthetic``) or the
+network's component crops of the first ``--num_faces`` aligned faces of ``--faces`` (and their
+mirror images), from the encoder given as in build_dictionary (``--checkpoint`` / ``--vgg`` /
+``--random_encoder``), at one level (default 0: the stride-2 relu2_2 features, whose left-eye
+crops have 128 x 40 x 40 = 204,800 dimensions). Face features are computed once and kept in
+``--work`` (float16 .npy), so a second run only clusters.
 
-Both implementations get the same float32 features, K, seed and tolerance, and the same
-number of CPU threads. Example:
+Every implementation gets the same float32 features, K, seed, max_iter and tolerance, and the
+same number of CPU threads (torch, faiss's OpenMP and scikit-learn's pools): scikit-learn's
+``KMeans(init='k-means++', n_init=1, algorithm='lloyd')``, ``kmeans(backend='torch')``,
+``kmeans(backend='faiss')`` when faiss is installed, and with ``--memmap`` the torch backend
+streaming a float16 .npy from disk at every pass. Examples:
 
+    python scripts/benchmark_kmeans.py --synthetic 20000 512 --k 64 --seeds 0 1 --work /tmp/kmeans_bench
     python scripts/benchmark_kmeans.py --faces ../shared/data/faces_hq/celebahq_512 \
         --num_faces 500 --random_encoder 0 --k 64 128 --work /tmp/kmeans_bench
 """
@@ -69,6 +74,20 @@ def extract(args, work: Path) -> dict:
     return {part: np.load(p, mmap_mode='r') for part, p in paths.items()}
 
 
+def synthetic(args) -> dict:
+    """{name: float32 (N, D)} Gaussian blobs: ``--clusters`` centres drawn from N(0, separation^2)
+    plus N(0, 1) noise, dimension d scaled by (d + 1)^-decay (decay 0: isotropic, well separated
+    blobs; 0.5: a decaying spectrum and overlapping blobs, closer to CNN features), plus 3 (a
+    large mean, as non-negative features have)."""
+    n, dim = args.synthetic
+    rng = np.random.default_rng(args.data_seed)
+    centres = args.separation * rng.standard_normal((args.clusters, dim))
+    x = centres[rng.integers(0, args.clusters, n)] + rng.standard_normal((n, dim))
+    x *= np.arange(1, dim + 1) ** -args.decay
+    name = f'blobs{args.clusters}-sep{args.separation:g}-decay{args.decay:g}'
+    return {name: (x + 3.0).astype(np.float32)}
+
+
 def timed(repeat: int, run):
     """(fastest wall time over ``repeat`` runs, last result)."""
     best, result = float('inf'), None
@@ -79,24 +98,61 @@ def timed(repeat: int, run):
     return best, result
 
 
-def print_summary(results: list) -> None:
-    """One line per (part, K): times summed and inertia ratio averaged over the seeds."""
-    print(f'{"part":9} {"N":>5} {"D":>7} {"K":>4} {"seeds":>5} {"ours s":>7} {"fp16 memmap s":>13} '
-          f'{"sklearn s":>9} {"speedup":>7} {"inertia ours/sk":>15} {"range":>15}')
+def print_summary(results: list, threads: int) -> None:
+    """A markdown table, one line per (features, K, implementation): times summed over the seeds,
+    speed-up = scikit-learn's time / this one's, inertia = this one's / scikit-learn's."""
+    print('| features | N | D | K | threads | seeds | implementation | s | speed-up vs sklearn | '
+          'inertia / sklearn (sum; per seed) | iterations |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|')
     groups = {}
     for r in results:
         groups.setdefault((r['part'], r['k']), []).append(r)
     for (part, k), rows in groups.items():
-        ours, mm, sk = (sum(r[key] for r in rows) for key in ('ours_s', 'ours_memmap_fp16_s', 'sklearn_s'))
-        ratio = sum(r['ours_inertia'] for r in rows) / sum(r['sklearn_inertia'] for r in rows)
-        low, high = min(r['inertia_ratio'] for r in rows), max(r['inertia_ratio'] for r in rows)
-        print(f'{part:9} {rows[0]["n"]:5d} {rows[0]["dim"]:7d} {k:4d} {len(rows):5d} {ours:7.1f} {mm:13.1f} '
-              f'{sk:9.1f} {sk / ours:7.2f} {ratio:15.4f} {low:7.3f}-{high:.3f}')
+        sk_time = sum(r['sklearn']['s'] for r in rows)
+        sk_inertia = sum(r['sklearn']['inertia'] for r in rows)
+        print(f'| {part} | {rows[0]["n"]:,} | {rows[0]["dim"]:,} | {k} | {threads} | {len(rows)} | scikit-learn | '
+              f'{sk_time:.2f} | 1 | 1 | {"/".join(str(r["sklearn"]["n_iter"]) for r in rows)} |')
+        for impl in rows[0]['runs']:
+            runs = [r['runs'][impl] for r in rows]
+            took = sum(run['s'] for run in runs)
+            ratios = [run['inertia'] / r['sklearn']['inertia'] for run, r in zip(runs, rows)]
+            ratio = sum(run['inertia'] for run in runs) / sk_inertia
+            spread = f'{min(ratios):.4f}–{max(ratios):.4f}' if len(ratios) > 1 else f'{ratios[0]:.4f}'
+            iters = '/'.join(str(run['n_iter']) for run in runs)
+            print(f'| {part} | {rows[0]["n"]:,} | {rows[0]["dim"]:,} | {k} | {threads} | {len(rows)} | {impl} | '
+                  f'{took:.2f} | {sk_time / took:.2f}× | {ratio:.4f} ({spread}) | {iters} |')
+
+
+def run_one(x, x16, k: int, seed: int, args, kmeans, implementations) -> dict:
+    """Time scikit-learn and each implementation on the same features and seed."""
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(args.threads):
+        t_sk, sk = timed(args.repeat, lambda: KMeans(k, init='k-means++', n_init=1, random_state=seed,
+                                                     max_iter=args.max_iter, tol=args.tol, algorithm='lloyd').fit(x))
+    row = {'n': int(x.shape[0]), 'dim': int(x.shape[1]), 'k': k, 'seed': seed,
+           'sklearn': {'s': round(t_sk, 3), 'inertia': float(sk.inertia_), 'n_iter': int(sk.n_iter_)}, 'runs': {}}
+    for impl in implementations:
+        backend, features, resident = {'torch': ('torch', x, 2**40), 'faiss': ('faiss', x, 2**40),
+                                       'torch fp16 memmap': ('torch', x16, 0)}[impl]
+        took, result = timed(args.repeat, lambda: kmeans(features, k, seed=seed, max_iter=args.max_iter, tol=args.tol,
+                                                         device=args.device, max_resident_bytes=resident,
+                                                         backend=backend))
+        row['runs'][impl] = {'s': round(took, 3), 'inertia': result.inertia, 'n_iter': result.n_iter,
+                             'backend': result.backend, 'device': result.device}
+    return row
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--faces', required=True)
+    parser.add_argument('--synthetic', type=int, nargs=2, metavar=('N', 'D'),
+                        help='cluster synthetic blobs of N rows and D dimensions instead of face features')
+    parser.add_argument('--clusters', type=int, default=100, help='--synthetic: number of blobs')
+    parser.add_argument('--separation', type=float, default=1.5, help='--synthetic: spread of the blob centres')
+    parser.add_argument('--decay', type=float, default=0.0, help='--synthetic: spectrum decay exponent')
+    parser.add_argument('--data_seed', type=int, default=0, help='--synthetic: seed of the features')
+    parser.add_argument('--faces')
     parser.add_argument('--num_faces', type=int, default=500)
     parser.add_argument('--level', type=int, default=0, choices=range(4))
     parser.add_argument('--parts', nargs='+', default=['left_eye', 'nose'], choices=PART_NAMES)
@@ -106,51 +162,46 @@ def main(argv=None) -> int:
     parser.add_argument('--repeat', type=int, default=1, help='time each run this many times, keep the fastest')
     parser.add_argument('--max_iter', type=int, default=100)
     parser.add_argument('--tol', type=float, default=1e-4)
-    parser.add_argument('--device', default=None, help='torch device for ours (default: CUDA if available)')
+    parser.add_argument('--device', default='cpu', help="torch device for ours (default 'cpu', as scikit-learn)")
+    parser.add_argument('--memmap', action='store_true', help='also time the torch backend streaming float16 from disk')
     parser.add_argument('--work', required=True, help='folder for the cached features and the results')
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group()
     source.add_argument('--checkpoint')
     source.add_argument('--vgg')
     source.add_argument('--random_encoder', type=int)
     args = parser.parse_args(argv)
+    if not args.synthetic and not (args.faces and (args.checkpoint or args.vgg or args.random_encoder is not None)):
+        parser.error('give --synthetic N D, or --faces with one of --checkpoint / --vgg / --random_encoder')
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
-    features = extract(args, work)
+    features = synthetic(args) if args.synthetic else extract(args, work)
 
-    from sklearn.cluster import KMeans
-    from threadpoolctl import threadpool_limits
+    from dfdnet.dictionary.kmeans import _import_faiss, kmeans
 
-    from dfdnet.dictionary.kmeans import kmeans
-
+    faiss = _import_faiss()
+    implementations = ['torch'] + (['faiss'] if faiss else []) + (['torch fp16 memmap'] if args.memmap else [])
+    if faiss:
+        faiss.omp_set_num_threads(args.threads)
+    else:
+        logger.warning('faiss is not installed: only the torch backend is timed')
     results = []
-    for part in args.parts:
-        x16 = features[part]
-        x = np.asarray(x16, dtype=np.float32)
+    for part, stored in features.items():
+        x = np.asarray(stored, dtype=np.float32)
+        x16 = stored
+        if args.memmap and stored.dtype != np.float16:
+            np.save(work / f'{part}_fp16.npy', x.astype(np.float16))
+            x16 = np.load(work / f'{part}_fp16.npy', mmap_mode='r')
         for k in args.k:
             for seed in args.seeds:
-                t_ours, ours = timed(args.repeat, lambda: kmeans(x, k, seed=seed, max_iter=args.max_iter,
-                                                                tol=args.tol, device=args.device))
-                t_mm, ours_mm = timed(args.repeat, lambda: kmeans(x16, k, seed=seed, max_iter=args.max_iter,
-                                                                  tol=args.tol, device=args.device,
-                                                                  max_resident_bytes=0))
-                with threadpool_limits(args.threads):
-                    t_sk, sk = timed(args.repeat, lambda: KMeans(k, init='k-means++', n_init=1, random_state=seed,
-                                                                 max_iter=args.max_iter, tol=args.tol,
-                                                                 algorithm='lloyd').fit(x))
-                row = {'part': part, 'n': int(x.shape[0]), 'dim': int(x.shape[1]), 'k': k, 'seed': seed,
-                       'ours_s': round(t_ours, 2), 'ours_memmap_fp16_s': round(t_mm, 2), 'sklearn_s': round(t_sk, 2),
-                       'ours_inertia': ours.inertia, 'ours_memmap_inertia': ours_mm.inertia,
-                       'sklearn_inertia': float(sk.inertia_), 'inertia_ratio': ours.inertia / float(sk.inertia_),
-                       'ours_iter': ours.n_iter, 'sklearn_iter': int(sk.n_iter_), 'speedup': t_sk / t_ours}
+                row = dict(part=part, **run_one(x, x16, k, seed, args, kmeans, implementations))
                 results.append(row)
                 print(json.dumps(row), flush=True)
-    meta = {'threads': args.threads, 'repeat': args.repeat,
-            'device': str(args.device or ('cuda' if torch.cuda.is_available() else 'cpu')),
-            'torch': torch.__version__, 'results': results}
+    meta = {'threads': args.threads, 'repeat': args.repeat, 'device': args.device, 'torch': torch.__version__,
+            'faiss': getattr(faiss, '__version__', None), 'argv': sys.argv[1:], 'results': results}
     (work / 'benchmark.json').write_text(json.dumps(meta, indent=1))
-    print_summary(results)
+    print_summary(results, args.threads)
     return 0
 
 

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Quality table of a model folder (default: the shipped pretrained/default) on the held-out FFHQ
+# Quality table of a model folder (default: the shipped dfdnet/pretrained/default) on the held-out FFHQ
 # faces: bicubic upsampling, the model without its dictionaries ("0 DFT") and the full model, for
 # the settings of scripts/make_testset.py (x4, x8, Eq. 11, clean x2 and two mixes outside Eq. 11).
 # See docs/default_model.md.
 #   bash scripts/evaluate_default_model.sh [MODEL_DIR] [OUT_DIR]
 #   SETTINGS="x4 clean_x2" bash scripts/evaluate_default_model.sh ...   # a subset
 set -euo pipefail
-MODEL=${1:-pretrained/default}
+MODEL=${1:-dfdnet/pretrained/default}
 OUT=${2:-experiments/eval_default_model}
 SETTINGS=${SETTINGS:-"x4 x8 eq11 clean_x2 x4_noise_jpeg x4_blur_noise_jpeg"}
 TESTSET=experiments/testset_ffhq

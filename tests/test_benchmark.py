@@ -29,11 +29,13 @@ def test_pipeline_one_image(tmp_path, shared_data):
     source = sorted((shared_data / 'whole' / 'dfdnet_testwhole').iterdir())[0]
     (images / source.name).write_bytes(source.read_bytes())
     out = tmp_path / 'pipe.json'
+    shipped = ROOT / 'dfdnet' / 'pretrained' / 'default'  # the small shipped model: the pipeline is the point
     proc = subprocess.run([sys.executable, str(ROOT / 'scripts' / 'benchmark.py'), 'pipeline', '--images', str(images),
-                           '--k', '4', '--upscale_factor', '1', '--threads', '1', '--json', str(out)],
+                           '--checkpoint', str(shipped / 'net_g.pth'), '--dict_dir', str(shipped / 'dictionaries'),
+                           '--upscale_factor', '1', '--threads', '1', '--json', str(out)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     row = json.loads(out.read_text())[0]
     assert row['images'] == 1 and row['faces'] >= 1 and row['exit'] == 0
     assert {'detect_s_per_image', 'restore_s_per_image'} <= set(row)
-    assert row['restore_s_per_image'] > row['detect_s_per_image']
+    assert row['restore_s_per_image'] > 0 and row['detect_s_per_image'] > 0

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -18,7 +20,8 @@ from dfdnet.cli.build_dictionary import main as cli_main
 from dfdnet.data.landmark_cache import LandmarkCache
 from dfdnet.dictionary.builder import DictionaryBuildError, build_dictionary
 from dfdnet.dictionary.faces import list_face_images
-from dfdnet.dictionary.features import extract_samples, load_encoder
+from dfdnet.dictionary.features import extract_samples, feature_layout, load_encoder
+from dfdnet.dictionary.kmeans import kmeans
 from dfdnet.dictionary.options import BuildOptions, KMeansOptions, load_options
 from dfdnet.face.components import PART_NAMES, component_boxes, flip_landmarks
 
@@ -235,3 +238,86 @@ def test_align_photo_with_two_faces(shared_data, tmp_path):
         np.testing.assert_allclose(eye_centres[:, 1], 245, atol=25)
         assert eye_centres[0, 0] < 256 < eye_centres[1, 0]
     assert np.load(tmp_path / 'out' / f'{PART_NAMES[3]}_32_center.npy').shape == (2, 512, 6, 6)
+
+
+@pytest.fixture
+def fast_features(monkeypatch):
+    """One random-encoder load for the whole test, and features drawn from a seed taken from each
+    face (deterministic, no VGG pass); returns the list of faces extracted."""
+    loaded = load_encoder(random_seed=0)
+    monkeypatch.setattr(builder_module, 'load_encoder', lambda *a, **k: loaded)
+    extracted = []
+
+    def fake_samples(encoder, faces, landmarks, config, flip, device='cpu'):
+        extracted.extend(faces)
+        views = [face[:, ::-1] if v else face for face in faces for v in range(1 + flip)]
+        out = {}
+        for key, (_, channels, side) in feature_layout(config).items():
+            crops = [torch.from_numpy(np.random.default_rng([int(view[::16, ::16].sum()), side]).standard_normal(
+                (channels, side, side), dtype=np.float32)) for view in views]
+            out[key] = (torch.stack(crops), torch.ones(len(views), dtype=torch.bool))
+        return out
+
+    monkeypatch.setattr(builder_module, 'extract_samples', fake_samples)
+    return extracted
+
+
+def test_truncated_feature_cache_is_recomputed_without_a_zero_atom(built, tmp_path, fast_features, caplog):
+    """The memmap used to zero-extend a truncated feature file: with K = 2 faces, an all-zero atom."""
+    options, _ = built
+    cache_dir = tmp_path / 'cache'
+    cache_dir.mkdir()
+    shutil.copy(options.landmark_cache_path(), cache_dir / 'landmarks.npz')
+    run = make_options(options.input, tmp_path / 'first', k=2, max_faces=2, flip=False, cache_dir=str(cache_dir))
+    build_dictionary(run)
+    first = np.load(tmp_path / 'first' / 'nose_32_center.npy')
+    path = cache_dir / 'features' / 'nose_32.npy'
+    os.truncate(path, os.path.getsize(path) - first[0].size * 2)  # the second face's float16 row
+    fast_features.clear()
+    run.output = str(tmp_path / 'second')  # another output: clustered again from the cache
+    with caplog.at_level(logging.WARNING):
+        build_dictionary(run)
+    assert f'{path}: truncated feature cache file' in caplog.text and len(fast_features) == 2
+    for name in GeneratorConfig().dictionary_layout():
+        atoms = np.load(tmp_path / 'second' / dictionary_file_name(*name)).reshape(2, -1)
+        assert np.abs(atoms).max(axis=1).min() > 0, name
+    np.testing.assert_array_equal(np.load(tmp_path / 'second' / 'nose_32_center.npy'), first)
+
+
+def test_damaged_centre_file_and_clustering_record_are_redone(built, tmp_path, fast_features, monkeypatch, caplog):
+    options, _ = built
+    cache_dir = tmp_path / 'cache'
+    shutil.copytree(options.cache_folder(), cache_dir)
+    clustered = []
+    monkeypatch.setattr(builder_module, 'kmeans', lambda *a, **k: clustered.append(k['desc']) or kmeans(*a, **k))
+    run = make_options(options.input, tmp_path / 'out', k=2, cache_dir=str(cache_dir))
+    build_dictionary(run)
+    target = tmp_path / 'out' / 'nose_32_center.npy'
+    expected = np.load(target)
+    os.truncate(target, os.path.getsize(target) - 8)
+    clustered.clear()
+    with caplog.at_level(logging.WARNING):
+        build_dictionary(run)
+    assert f'{target}: truncated dictionary file' in caplog.text
+    assert clustered == ['nose_32_center.npy']  # the others were intact and reused
+    np.testing.assert_array_equal(np.load(target), expected)
+    record = cache_dir / 'clustering.json'
+    os.truncate(record, os.path.getsize(record) // 2)
+    clustered.clear()
+    with caplog.at_level(logging.WARNING):
+        build_dictionary(run)
+    assert f'{record}: truncated or corrupt clustering record (JSONDecodeError' in caplog.text
+    assert len(clustered) == 16 and not fast_features  # the features were reused throughout
+
+
+def test_truncated_landmark_cache_stops_the_build_naming_it(built, tmp_path, caplog):
+    options, _ = built
+    cache_dir = tmp_path / 'cache'
+    cache_dir.mkdir()
+    data = options.landmark_cache_path().read_bytes()
+    (cache_dir / 'landmarks.npz').write_bytes(data[:len(data) // 2])
+    code = cli_main(['--input', options.input, '--output', str(tmp_path / 'out'), '--k', '2', '--random_encoder',
+                     '0', '--gpu_ids', '-1', '--cache_dir', str(cache_dir)])
+    assert code == 2
+    assert f'{cache_dir / "landmarks.npz"}: truncated or corrupt landmark cache (BadZipFile' in caplog.text
+    assert not (tmp_path / 'out' / 'dictionary.json').exists()

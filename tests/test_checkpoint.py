@@ -61,6 +61,7 @@ def test_released_checkpoint_loads_every_tensor(tmp_path, released_state, dict_d
     torch.save(released_state, path)
     state, config, fmt = read_checkpoint(path)
     assert fmt == 'released' and config == GeneratorConfig()
+    del state  # ~1 GB: keep the suite within its memory budget
     model = load_generator(path, dict_dir, fold_spectral_norm=False)
     assert not model.training
     ours = model.state_dict()
@@ -119,6 +120,7 @@ def test_basicsr_layout(tmp_path, released_state, dict_dir):
     basicsr = to_basicsr(released_state)
     torch.save({'params': basicsr}, tmp_path / 'DFDNet_official-d1fa5650.pth')
     torch.save(released_state, tmp_path / 'released.pth')
+    del basicsr
     a = load_generator(tmp_path / 'DFDNet_official-d1fa5650.pth', dict_dir, fold_spectral_norm=False).state_dict()
     b = load_generator(tmp_path / 'released.pth', dict_dir, fold_spectral_norm=False).state_dict()
     assert a.keys() == b.keys()

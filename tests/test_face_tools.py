@@ -143,10 +143,10 @@ def test_paste_back_grey_rgba_and_16_bit(face_on_canvas):
 @pytest.fixture(scope='module')
 def preparer():
     """dlib HOG detector, 5- and 68-point models, built once (loading the 68-point model is slow)."""
-    from dfdnet.cli.restore import build_preparer
     from dfdnet.pipeline.options import RestoreOptions
+    from dfdnet.pipeline.photo import build_preparer
 
-    return build_preparer(RestoreOptions(test_path='.', results_dir='.', checkpoint='x', dict_dir='x'), 512)
+    return build_preparer(RestoreOptions(), 512)
 
 
 def test_identity_restoration_pastes_back_the_input(shared_data, preparer):

@@ -130,3 +130,31 @@ def test_several_training_folders_in_order(tmp_path):
     assert [f'{f.parent.name}/{f.name}' for f in files] == ['b/1.png', 'b/2.png', 'a/3.png']
     with pytest.raises(FileNotFoundError, match='no image folders'):
         list_images([])
+
+
+def test_reduced_precision_inference_stays_close_to_fp32(tmp_path, shared_data):
+    """load_generator(precision=...): bf16/fp16 autocast for the convolutions; matching and the
+    residual in fp32. On a real face the outputs stay within a few grey levels of fp32."""
+    import cv2
+
+    from dfdnet.utils.precision import native_bf16, resolve_precision
+
+    path = tmp_path / 'g.pth'
+    torch.manual_seed(0)
+    save_generator(condition_spectral_norm_(DFDNetGenerator(SMALL)), path)
+    dicts = write_random_dictionaries(tmp_path / 'dicts', config=SMALL)
+    face = cv2.imread(str(list_images(shared_data / 'faces_hq' / 'celebahq_512')[0]))[:, :, ::-1]
+    images = torch.from_numpy(cv2.resize(face, (256, 256)).copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+    outputs = {}
+    for precision in ('fp32', 'bf16', 'fp16'):
+        model = load_generator(path, dicts, precision=precision)
+        assert model.precision == precision
+        with torch.inference_mode():
+            outputs[precision] = model(images, BOXES)
+        assert outputs[precision].dtype == torch.float32
+    for precision in ('bf16', 'fp16'):
+        diff = (outputs[precision] - outputs['fp32']).abs() * 127.5  # grey levels
+        assert 0 < diff.mean() < 1.0 and diff.max() < 12, (precision, diff.mean(), diff.max())
+    assert resolve_precision('auto', 'cpu') == ('bf16' if native_bf16('cpu') else 'fp32')
+    with pytest.raises(ValueError, match='precision'):
+        load_generator(path, dicts, precision='int8')

@@ -1,7 +1,7 @@
 """End-to-end training: one step, state round trip and resume continuity, 2-process gloo DDP, smoke config.
 
-Runs at image size 256 with batch 1 on CPU; every G+D step of the 113M-parameter generator
-takes several seconds, so the runs are kept to a handful of iterations.
+Runs the smoke config (image size 256, width-8 generator) with batch 1 on CPU; a G+D step still
+takes seconds, so the runs are kept to a handful of iterations.
 """
 import os
 import subprocess

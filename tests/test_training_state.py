@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 
 import pytest
@@ -58,3 +59,29 @@ def test_stale_temporaries_of_a_killed_writer_are_removed(tmp_path):
     assert not stale.exists() and fresh.exists() and all(p.exists() for p in kept)
     assert remove_stale_temporaries(tmp_path, min_age_s=-1) == 1 and not fresh.exists()
     assert remove_stale_temporaries(tmp_path / 'missing') == 0
+
+
+def test_cosine_schedule_decays_per_iteration_and_resumes():
+    from dfdnet.models.dfdnet_model import make_scheduler
+    from dfdnet.utils.options import OptimOptions, OptionsError
+
+    options = OptimOptions(lr_schedule='cosine', total_iter=10, lr_g=1.0, min_lr=0.0)
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=options.lr_g)
+    scheduler = make_scheduler(optimizer, options)
+    for _ in range(5):
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]['lr'] == pytest.approx(0.5)  # half-way down the cosine
+    again = torch.optim.SGD([weight], lr=options.lr_g)
+    resumed = make_scheduler(again, options)
+    again.load_state_dict(optimizer.state_dict())
+    resumed.load_state_dict(scheduler.state_dict())
+    for sched, opt in ((scheduler, optimizer), (resumed, again)):
+        opt.step()
+        sched.step()
+    assert again.param_groups[0]['lr'] == optimizer.param_groups[0]['lr'] == pytest.approx(0.5 * (1 + math.cos(0.6 * math.pi)))
+    plateau = make_scheduler(torch.optim.SGD([weight], lr=1.0), OptimOptions())
+    assert isinstance(plateau, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    with pytest.raises(OptionsError, match='lr_schedule'):
+        OptimOptions(lr_schedule='step')

@@ -25,6 +25,7 @@ from dfdnet.archs.dictionary import load_dictionaries
 from dfdnet.archs.vgg import vgg_layer_names
 from dfdnet.errors import CheckpointError
 from dfdnet.utils.files import atomic_torch_save, load_torch_file
+from dfdnet.utils.precision import resolve_precision
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ def load_state_strict(model: DFDNetGenerator, state: dict, source: str = 'state 
 
 
 def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig | None = None,
-                   fold_spectral_norm: bool = True, dft_levels=None) -> DFDNetGenerator:
+                   fold_spectral_norm: bool = True, dft_levels=None, precision: str = 'fp32') -> DFDNetGenerator:
     """Build the generator from a checkpoint and a dictionary folder/file, in eval mode on ``device``.
 
     ``config`` overrides the checkpoint's own (released and BasicSR files carry none: the
@@ -128,7 +129,11 @@ def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig |
     ``fold_spectral_norm`` (inference) computes the spectral-norm weights once from the stored
     vectors, as eval mode would at each call; pass False to keep the trainable layout.
     ``dft_levels`` overrides which levels use the dictionaries (``()``: none, the "0 DFT" ablation).
+    ``precision``: 'fp32' (exact; the parity tests), 'bf16' or 'fp16' (convolutions under
+    autocast; atom matching and the residual stay float32), or 'auto' (bf16 where the device has
+    it natively: a CUDA GPU with bf16, a CPU with AMX-BF16 or AVX512-BF16; fp32 elsewhere).
     """
+    precision = resolve_precision(precision, device)
     state, file_config, fmt = read_checkpoint(checkpoint)
     config = config or file_config
     if dft_levels is not None:  # e.g. () for the "0 DFT" ablation of a trained model
@@ -145,10 +150,11 @@ def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig |
     if fold_spectral_norm:
         model.fold_spectral_norm()
     model.to(device, memory_format=torch.channels_last)
+    model.precision = precision
     if config.dft_levels:
         model.set_dictionaries(load_dictionaries(dict_dir, config.dictionary_layout(), standardized=config.use_cadain))
-    logger.info('loaded %s generator %s (encoder %s, %d px) on %s', fmt, checkpoint, config.encoder,
-                config.image_size, device)
+    logger.info('loaded %s generator %s (encoder %s, %d px) on %s in %s', fmt, checkpoint, config.encoder,
+                config.image_size, device, precision)
     return model
 
 

@@ -13,6 +13,7 @@ from dfdnet.archs.dft import transfer_roi_align, transfer_slice
 from dfdnet.archs.dictionary import DictionaryBank
 from dfdnet.archs.vgg import TAP_STRIDES, VGGEncoder, tap_channels
 from dfdnet.face.components import PART_NAMES
+from dfdnet.utils.precision import inference_autocast
 
 
 @dataclass
@@ -143,6 +144,7 @@ class DFDNetGenerator(nn.Module):
         self.upsample4 = output_head(width)
         # None unless asked for, so that the state dicts of other configurations stay as they were.
         self.full_res_head = FullResolutionHead(width) if self.config.full_res_head else None
+        self.precision = 'fp32'  # inference: 'bf16' / 'fp16' run forward under autocast (load_generator sets it)
         if self.config.residual:
             nn.init.zeros_(self.upsample4[-2].weight)
             nn.init.zeros_(self.upsample4[-2].bias)
@@ -181,23 +183,26 @@ class DFDNetGenerator(nn.Module):
         self.dictionaries = bank.to(param.device)
 
     def forward(self, images: torch.Tensor, boxes) -> torch.Tensor:
-        features, updated = self.encode(images, boxes)
-        # The bottleneck sees the un-updated coarsest feature, as released.
-        x = self.multi_scale_dilation(features[3])
-        x = self.upsample0(x, updated[3])
-        x = self.upsample1(x, updated[2])
-        x = self.upsample2(x, updated[1])
-        x = self.upsample3(x, updated[0])
+        with inference_autocast(self.precision, images.device):
+            features, updated = self.encode(images, boxes)
+            # The bottleneck sees the un-updated coarsest feature, as released.
+            x = self.multi_scale_dilation(features[3])
+            x = self.upsample0(x, updated[3])
+            x = self.upsample1(x, updated[2])
+            x = self.upsample2(x, updated[1])
+            x = self.upsample3(x, updated[0])
+            out = self.upsample4(x)
+            scale = self.config.core_scale
+            if self.config.residual and scale != 1:
+                out = F.interpolate(out, scale_factor=scale, mode='bilinear', align_corners=False)
+                if self.full_res_head is not None:
+                    x = F.interpolate(x, scale_factor=scale, mode='bilinear', align_corners=False)
+                    out = out + self.full_res_head(images, x)
+        if self.precision != 'fp32':
+            out = out.float()
         if not self.config.residual:
-            return self.upsample4(x)
-        scale = self.config.core_scale
-        if scale == 1:
-            return (images + self.upsample4(x)).clamp(-1.0, 1.0)
-        residual = F.interpolate(self.upsample4(x), scale_factor=scale, mode='bilinear', align_corners=False)
-        if self.full_res_head is not None:
-            x = F.interpolate(x, scale_factor=scale, mode='bilinear', align_corners=False)
-            residual = residual + self.full_res_head(images, x)
-        return (images + residual).clamp(-1.0, 1.0)
+            return out
+        return (images + out).clamp(-1.0, 1.0)  # the residual joins the input outside any reduced precision
 
     def encode(self, images: torch.Tensor, boxes):
         """Encoder features and their dictionary-updated copies (lists of four, strides 2-16)."""

@@ -12,11 +12,6 @@ import argparse
 import logging
 from pathlib import Path
 
-import cv2
-from tqdm import tqdm
-
-from dfdnet.utils.files import atomic_path
-from dfdnet.data.face_dataset import list_images
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +26,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
 
+    import cv2
+    from tqdm import tqdm
+
+    from dfdnet.data.face_dataset import list_images
     from dfdnet.face.detection import FaceDetector
+    from dfdnet.utils.files import atomic_path
     from dfdnet.face.landmarks import DlibLandmarker
     from dfdnet.pipeline.faces import FacePreparer
 

@@ -9,9 +9,6 @@ import dataclasses
 import logging
 import sys
 
-from dfdnet.dictionary.builder import DictionaryBuildError, build_dictionary
-from dfdnet.dictionary.options import load_options
-from dfdnet.errors import CheckpointError
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -41,6 +38,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    # heavy imports (torch, OpenCV, dlib) after the arguments, so that --help is instant
+    from dfdnet.dictionary.builder import DictionaryBuildError, build_dictionary
+    from dfdnet.dictionary.options import load_options
+    from dfdnet.errors import CheckpointError
+
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     overrides = {'input': args.input, 'output': args.output, 'k': args.k, 'max_faces': args.max_faces,

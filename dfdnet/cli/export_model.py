@@ -1,5 +1,5 @@
 """``python scripts/export_default_model.py``: write a trained generator and its dictionaries as
-a compact, self-describing model folder (the one shipped in ``pretrained/default``).
+a compact, self-describing model folder (the one shipped in ``dfdnet/pretrained/default``).
 
 The folder holds ``net_g.pth`` (this project's checkpoint format, float16 weights),
 ``dictionaries/`` (the 16 released-layout ``*_center.npy`` files in float16, with the builder's
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--checkpoint', required=True, type=Path, help='trained generator (e.g. net_g_ema_<iter>.pth)')
     parser.add_argument('--dict_dir', required=True, type=Path, help='its dictionary folder (*_center.npy)')
-    parser.add_argument('--output', type=Path, default=Path('pretrained/default'), help='model folder to write')
+    parser.add_argument('--output', type=Path, default=Path('dfdnet/pretrained/default'), help='model folder to write')
     parser.add_argument('--description', default='', help='one line saying what the model is')
     parser.add_argument('--experiments', nargs='*', type=Path, default=[],
                         help='training run folders (experiments/<name>) whose command lines, options and '

@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dfdnet.utils.options import OptionsError, parse_options
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -27,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from dfdnet.utils.options import OptionsError, parse_options  # torch: after the arguments (instant --help)
+
     try:
         options, resolved = parse_options(args.opt, args.overrides)
     except OptionsError as exc:

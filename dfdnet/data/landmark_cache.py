@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from dfdnet.face.landmarks import landmark_file_for, read_landmarks, write_landmarks
-from dfdnet.utils.files import atomic_path
+from dfdnet.utils.files import atomic_path, read_npz
 
 logger = logging.getLogger(__name__)
 
@@ -188,15 +188,12 @@ class LandmarkCache:
 
     @classmethod
     def load(cls, path, root=None) -> 'LandmarkCache':
-        """Read a cache written by ``save``. ``root`` overrides the stored root (moved data)."""
+        """Read a cache written by ``save``. ``root`` overrides the stored root (moved data).
+        A truncated or corrupt file raises ``UnreadableFileError`` (a ``ValueError``) naming it."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f'landmark cache not found: {path}')
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except (ValueError, OSError, EOFError) as exc:
-            raise ValueError(f'cannot read landmark cache {path}: {exc}') from exc
+        arrays = read_npz(path, 'landmark cache', hint='delete it to detect the landmarks again')
         required = ('version', 'root', 'face_size', 'paths', 'face_index', 'landmarks', 'flags')
         missing = [k for k in required if k not in arrays]
         if missing:

@@ -22,10 +22,12 @@ from dfdnet.archs.dictionary import dictionary_file_name
 from dfdnet.data.landmark_cache import LandmarkCache
 from dfdnet.dictionary.faces import compute_landmarks, list_face_images, load_aligned_face
 from dfdnet.dictionary.feature_store import FeatureStore, samples_hash
-from dfdnet.dictionary.features import extract_samples, feature_layout, load_encoder
+from dfdnet.dictionary.features import extract_samples, feature_layout, file_sha256, load_encoder
 from dfdnet.dictionary.kmeans import kmeans
 from dfdnet.dictionary.options import BuildOptions
-from dfdnet.utils.files import atomic_path
+from dfdnet.errors import UnreadableFileError
+from dfdnet.utils.device import select_device
+from dfdnet.utils.files import atomic_path, check_npy, read_json
 from dfdnet.utils.image_io import ImageReadError
 
 logger = logging.getLogger(__name__)
@@ -45,22 +47,6 @@ class BuildSummary:
     samples: int
     skipped: list = field(default_factory=list)   # (path, face index, reason)
     seconds: dict = field(default_factory=dict)
-
-
-def resolve_device(gpu_ids) -> torch.device:
-    """None: CUDA 0 if available, else CPU; [-1] or []: CPU; [i, ...]: CUDA i (must exist)."""
-    if gpu_ids is None:
-        return torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')
-    ids = [int(i) for i in (gpu_ids if isinstance(gpu_ids, (list, tuple)) else str(gpu_ids).split(','))]
-    if not ids or ids[0] < 0:
-        return torch.device('cpu')
-    if not torch.cuda.is_available() or ids[0] >= torch.cuda.device_count():
-        raise DictionaryBuildError(f'GPU {ids[0]} was asked for (gpu_ids {gpu_ids}) but CUDA has '
-                                   f'{torch.cuda.device_count() if torch.cuda.is_available() else 0} device(s); '
-                                   'use --gpu_ids -1 for the CPU')
-    if len(ids) > 1:
-        logger.warning('dictionary building uses one device: using cuda:%d of %s', ids[0], ids)
-    return torch.device(f'cuda:{ids[0]}')
 
 
 def memory_estimate(layout: dict, samples: int, k: int, chunk_mb: int) -> dict:
@@ -130,10 +116,42 @@ def _extract_batch(store, entries, batch, root, options, encoder, config, device
         store.mark_done(i)
 
 
+def _read_records(path: Path) -> dict:
+    """The clustering record ({name: signature, stats, sha256}); {} when missing or unreadable (logged)."""
+    if not path.is_file():
+        return {}
+    try:
+        records = read_json(path, 'clustering record')
+    except UnreadableFileError as exc:
+        logger.warning('%s: clustering every dictionary again', exc)
+        return {}
+    if not isinstance(records, dict) or not all(isinstance(r, dict) for r in records.values()):
+        logger.warning('%s: not a clustering record: clustering every dictionary again', path)
+        return {}
+    return records
+
+
+def _reusable(previous, signature: dict, target: Path, shape: tuple, record_path: Path) -> bool:
+    """True when ``target`` was clustered from these features and is intact (header, size and
+    sha256 as recorded); a damaged file is logged and clustered again."""
+    if not previous or previous.get('signature') != signature or 'stats' not in previous:
+        return False
+    try:
+        check_npy(target, shape, np.float32, 'dictionary file')
+        recorded = previous.get('sha256')
+        if file_sha256(target) != recorded:
+            where = 'differs from the one in' if recorded else 'is not in'
+            raise UnreadableFileError(f'{target}: its sha256 {where} {record_path}')
+    except UnreadableFileError as exc:
+        logger.warning('%s: clustering it again', exc)
+        return False
+    return True
+
+
 def _cluster(store: FeatureStore, options: BuildOptions, layout: dict, out: Path, cache: Path, device) -> dict:
     """K-means per (part, level); writes the 16 centre files. Returns per-key statistics."""
     record_path = cache / 'clustering.json'
-    records = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    records = _read_records(record_path)
     signature = {'k': options.k, 'seed': options.seed, 'output': str(out.resolve()), 'features': store.manifest,
                  'done': int(store.done.sum()), 'kmeans': vars(options.kmeans)}
     stats = {}
@@ -143,7 +161,7 @@ def _cluster(store: FeatureStore, options: BuildOptions, layout: dict, out: Path
         _, channels, side = layout[key]
         target = out / name
         previous = records.get(name)
-        if previous and previous['signature'] == signature and target.is_file():
+        if _reusable(previous, signature, target, (options.k, channels, side, side), record_path):
             stats[name] = previous['stats']
             logger.info('%s: already clustered, reused', name)
             continue
@@ -155,16 +173,18 @@ def _cluster(store: FeatureStore, options: BuildOptions, layout: dict, out: Path
         started = time.time()
         result = kmeans(features, options.k, seed=options.seed, max_iter=options.kmeans.max_iter,
                         tol=options.kmeans.tol, chunk_size=chunk, device=device,
-                        max_resident_bytes=int(options.kmeans.resident_gb * 2**30), progress=True, desc=name)
+                        max_resident_bytes=int(options.kmeans.resident_gb * 2**30), progress=True, desc=name,
+                        backend=options.kmeans.backend)
         centres = result.centers.numpy().astype(np.float32).reshape(options.k, channels, side, side)
         with atomic_path(target) as tmp:
             with open(tmp, 'wb') as fh:
                 np.save(fh, centres)
         sizes = np.bincount(result.labels.numpy(), minlength=options.k)
         stats[name] = {'samples': int(features.shape[0]), 'inertia': result.inertia, 'iterations': result.n_iter,
+                       'backend': result.backend, 'device': str(result.device),
                        'converged': result.converged, 'seconds': round(time.time() - started, 3),
                        'cluster_size_min': int(sizes.min()), 'cluster_size_max': int(sizes.max())}
-        records[name] = {'signature': signature, 'stats': stats[name]}
+        records[name] = {'signature': signature, 'stats': stats[name], 'sha256': file_sha256(target)}
         with atomic_path(record_path) as tmp:
             tmp.write_text(json.dumps(records, indent=1))
     return stats
@@ -175,7 +195,8 @@ def build_dictionary(options: BuildOptions) -> BuildSummary:
     options.validate()
     started = time.time()
     seconds = {}
-    device = resolve_device(options.gpu_ids)
+    gpu_ids = options.gpu_ids
+    device = torch.device(select_device('auto' if gpu_ids is None else ','.join(str(i) for i in gpu_ids) or '-1'))
     encoder, config, encoder_info = load_encoder(options.checkpoint, options.vgg, options.random_encoder,
                                                  options.encoder)
     encoder.to(device)

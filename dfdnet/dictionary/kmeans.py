@@ -1,4 +1,4 @@
-"""K-means in PyTorch for features that do not fit in memory at once.
+"""K-means for features that do not fit in memory at once, in PyTorch or with faiss.
 
 * k-means++ initialisation, greedy as in scikit-learn (``2 + int(log K)`` candidates per step,
   the one that lowers the potential most is kept), driven by a seeded ``torch.Generator``;
@@ -14,9 +14,18 @@
 * stopping as in scikit-learn: labels unchanged, or total squared centre shift <= ``tol`` times
   the mean per-dimension variance of the data.
 
-On CPU the result depends only on the data, K and the seed (``chunk_size`` only changes the last
-bits of the float32 block sums). On CUDA the block sums use atomic adds, so results can differ in
-the last bits between runs.
+Backends (``backend=``): 'torch' runs all of the above in PyTorch. 'faiss' makes one centred
+float32 copy of the features (so they must fit in ``max_resident_bytes``) and lets a faiss
+``IndexFlatL2`` find the nearest centres in the Lloyd iterations (on the GPU when faiss was built
+with GPUs and the device is CUDA); the k-means++ draws, the cluster sums, the empty-cluster rule,
+the stopping rule and the final labels and inertia are the same code as the torch backend's.
+'auto' picks faiss when it can be imported and the copy fits, except on a CUDA device with a
+faiss built without GPUs (the torch backend on the GPU is faster there). ``result.backend`` says
+which ran.
+
+On CPU the result depends only on the data, K, the seed and the backend (``chunk_size`` only
+changes the last bits of the float32 block sums). On CUDA the block sums use atomic adds, so
+results can differ in the last bits between runs.
 """
 from __future__ import annotations
 
@@ -28,27 +37,35 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from dfdnet.utils.device import select_device
+
 logger = logging.getLogger(__name__)
+
+BACKENDS = ('auto', 'faiss', 'torch')
 
 
 @dataclass
 class KMeansResult:
-    """centers (K, D) float32 (CPU), labels (N,) int64 (CPU), inertia = sum of squared distances."""
+    """centers (K, D) float32 (CPU), labels (N,) int64 (CPU), inertia = sum of squared distances
+    to the nearest centre (float64 sum); backend 'torch' or 'faiss' and the device it ran on."""
     centers: torch.Tensor
     labels: torch.Tensor
     inertia: float
     n_iter: int
     converged: bool
-
-
-def default_device() -> torch.device:
-    return torch.device('cuda') if torch.cuda.is_available() else torch.device('cpu')
+    backend: str = 'torch'
+    device: str = 'cpu'
 
 
 class _Rows:
-    """Chunked float32 access to an (N, D) array-like on ``device``."""
+    """Chunked float32 access to an (N, D) array-like on ``device``.
 
-    def __init__(self, features, device: torch.device, chunk_size: int, max_resident_bytes: int):
+    ``centre=True`` keeps one float32 copy of the rows minus their mean on the device instead
+    (``offset`` is that mean; ``mean`` is then about zero): the faiss backend's layout.
+    """
+
+    def __init__(self, features, device: torch.device, chunk_size: int, max_resident_bytes: int,
+                 centre: bool = False):
         if features.ndim != 2:
             raise ValueError(f'k-means expects (N, D) features, got shape {tuple(features.shape)}')
         self.n, self.dim = int(features.shape[0]), int(features.shape[1])
@@ -56,7 +73,7 @@ class _Rows:
         self.chunk_size = max(1, int(chunk_size))
         itemsize = np.dtype(str(features.dtype).replace('torch.', '')).itemsize
         as_float32 = self.n * self.dim * 4 <= max_resident_bytes
-        if self.n * self.dim * min(itemsize, 4) > max_resident_bytes:
+        if centre or self.n * self.dim * min(itemsize, 4) > max_resident_bytes:
             self.data = features  # streamed: (memmap) rows are read and converted block by block
         elif isinstance(features, torch.Tensor):
             self.data = features.to(device, torch.float32) if as_float32 else features.to(device)
@@ -66,16 +83,27 @@ class _Rows:
             tensor = torch.from_numpy(np.ascontiguousarray(features))  # no copy yet
             # float32 once when it fits (converting float16 at every pass is slow on a CPU)
             self.data = tensor.to(device, torch.float32) if as_float32 else tensor.to(device)
+        self.offset = torch.zeros(self.dim, dtype=torch.float32, device=device)
+        if centre:
+            self.offset = self._mean()
+            copy = torch.empty(self.n, self.dim, dtype=torch.float32, device=device)
+            for start, chunk in self.chunks():
+                torch.sub(chunk, self.offset, out=copy[start:start + chunk.shape[0]])
+            self.data = copy
         self.resident = isinstance(self.data, torch.Tensor) and self.data.device == device
         self.mean, self.sq_norms, self.mean_variance = self._statistics()
+
+    def _mean(self) -> torch.Tensor:
+        """The mean row (D,) float32, accumulated in float64."""
+        total = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
+        for _, chunk in self.chunks():
+            total += chunk.sum(0).double()
+        return (total / self.n).float()
 
     def _statistics(self):
         """Two passes: the mean row (D,) float32, squared norms of the *centred* rows (N,)
         float32 and the mean per-dimension variance (scikit-learn's tolerance scale)."""
-        total = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
-        for _, chunk in self.chunks():
-            total += chunk.sum(0).double()
-        mean = (total / self.n).float()
+        mean = self._mean()
         norms = torch.empty(self.n, dtype=torch.float32, device=self.device)
         total_sq = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
         for start, chunk in self.chunks():
@@ -121,33 +149,38 @@ class _Centres:
         return (chunk_sq[:, None] - 2.0 * cross + self.sq[None, :]).clamp_min_(0)
 
 
+def _capped_sq_dist(data: _Rows, centred: torch.Tensor, cap: torch.Tensor) -> torch.Tensor:
+    """(N, t) float32 ``min(cap, squared distance)`` of every row to each of the t ``centred``
+    points (``cap`` (N,) float32)."""
+    points = _Centres(centred, data.mean)
+    out = torch.empty(data.n, centred.shape[0], dtype=torch.float32, device=data.device)
+    for start, chunk in data.chunks():
+        stop = start + chunk.shape[0]
+        torch.minimum(points.sq_dist(chunk, data.sq_norms[start:stop]), cap[start:stop, None], out=out[start:stop])
+    return out
+
+
 def _kmeans_plusplus(data: _Rows, k: int, generator: torch.Generator, progress: bool) -> torch.Tensor:
     """Greedy k-means++ (scikit-learn's variant) -> centred centres (k, D) float32 on the device."""
     n_trials = 2 + int(math.log(k))
     first = int(torch.randint(data.n, (1,), generator=generator))
     centers = torch.empty(k, data.dim, dtype=torch.float32, device=data.device)  # centred
     centers[0] = data.rows([first])[0] - data.mean
-    closest = torch.empty(data.n, dtype=torch.float64)  # squared distance to the nearest centre so far
-    first_centre = _Centres(centers[:1], data.mean)
-    for start, chunk in data.chunks():
-        d = first_centre.sq_dist(chunk, data.sq_norms[start:start + chunk.shape[0]])
-        closest[start:start + chunk.shape[0]] = d[:, 0].double().cpu()
-    potential = float(closest.sum())
+    # squared distance of every row to its nearest centre so far (float32 values, float64 sums)
+    closest = _capped_sq_dist(data, centers[:1], torch.full((data.n,), math.inf, device=data.device))[:, 0]
     for c in tqdm(range(1, k), desc='k-means++', disable=not progress, leave=False):
+        cumulative = torch.cumsum(closest.double().cpu(), 0)
+        potential = float(cumulative[-1])
         if potential <= 0:  # fewer distinct points than k: any point will do
             candidates = torch.randint(data.n, (n_trials,), generator=generator)
         else:
             draws = torch.rand(n_trials, generator=generator, dtype=torch.float64) * potential
-            candidates = torch.searchsorted(torch.cumsum(closest, 0), draws).clamp_(max=data.n - 1)
-        cand = _Centres(data.rows(candidates) - data.mean, data.mean)
-        trial_dist = torch.empty(n_trials, data.n, dtype=torch.float64)
-        for start, chunk in data.chunks():
-            d = cand.sq_dist(chunk, data.sq_norms[start:start + chunk.shape[0]]).double().cpu().T
-            trial_dist[:, start:start + chunk.shape[0]] = torch.minimum(d, closest[start:start + chunk.shape[0]])
-        pots = trial_dist.sum(1)
-        best = int(torch.argmin(pots))
-        closest, potential = trial_dist[best].clone(), float(pots[best])
-        centers[c] = cand.centred[best]
+            candidates = torch.searchsorted(cumulative, draws).clamp_(max=data.n - 1)
+        centred = data.rows(candidates) - data.mean
+        trial = _capped_sq_dist(data, centred, closest)
+        best = int(torch.argmin(trial.sum(0, dtype=torch.float64)))
+        closest = trial[:, best].contiguous()
+        centers[c] = centred[best]
     return centers
 
 
@@ -161,9 +194,7 @@ def _assign(data: _Rows, centers: torch.Tensor, need_sums: bool):
     prepared = _Centres(centers, data.mean)
     labels = torch.empty(data.n, dtype=torch.long)
     dist = torch.empty(data.n, dtype=torch.float64)
-    sums = torch.zeros(k, data.dim, dtype=torch.float64, device=data.device) if need_sums else None
-    counts = torch.zeros(k, dtype=torch.float64, device=data.device) if need_sums else None
-    block_sums = torch.empty(k, data.dim, dtype=torch.float32, device=data.device) if need_sums else None
+    sums = _ClusterSums(k, data) if need_sums else None
     for start, chunk in data.chunks():
         stop = start + chunk.shape[0]
         d = prepared.sq_dist(chunk, data.sq_norms[start:stop])
@@ -171,10 +202,52 @@ def _assign(data: _Rows, centers: torch.Tensor, need_sums: bool):
         labels[start:stop] = best.cpu()
         dist[start:stop] = best_d.double().cpu()
         if need_sums:
-            block_sums.zero_().index_add_(0, best, chunk)
-            sums += block_sums
-            counts += torch.bincount(best, minlength=k).double()
-    return labels, dist, sums, counts
+            sums.add(best, chunk)
+    return (labels, dist) + ((sums.sums, sums.counts) if need_sums else (None, None))
+
+
+class _ClusterSums:
+    """float64 per-cluster sums (K, D) and counts (K,) of rows, added block by block in float32."""
+
+    def __init__(self, k: int, data: _Rows):
+        self.sums = torch.zeros(k, data.dim, dtype=torch.float64, device=data.device)
+        self.counts = torch.zeros(k, dtype=torch.float64, device=data.device)
+        self._block = torch.empty(k, data.dim, dtype=torch.float32, device=data.device)
+
+    def add(self, labels: torch.Tensor, chunk: torch.Tensor) -> None:
+        self._block.zero_().index_add_(0, labels, chunk)
+        self.sums += self._block
+        self.counts += torch.bincount(labels, minlength=len(self.counts)).double()
+
+
+class _FaissAssign:
+    """The Lloyd assignment step with a faiss ``IndexFlatL2`` (CPU, or GPU for CUDA data):
+    called with centred centres (K, D), returns what ``_assign(..., need_sums=True)`` does."""
+
+    def __init__(self, faiss, data: _Rows):
+        self.data = data
+        if data.device.type == 'cuda':
+            import faiss.contrib.torch_utils  # noqa: F401  (faiss GPU indexes then take CUDA tensors)
+            config = faiss.GpuIndexFlatConfig()
+            config.device = data.device.index or 0
+            resources = faiss.StandardGpuResources()
+            self.index = faiss.GpuIndexFlatL2(resources, data.dim, config)
+            self.index.referenced_objects = [resources]  # keep the resources alive with the index
+        else:
+            self.index = faiss.IndexFlatL2(data.dim)
+
+    def _faiss_array(self, tensor: torch.Tensor):
+        return tensor if tensor.is_cuda else tensor.contiguous().numpy()
+
+    def __call__(self, centers: torch.Tensor):
+        self.index.reset()
+        self.index.add(self._faiss_array(centers))
+        dist, labels = self.index.search(self._faiss_array(self.data.data), 1)
+        labels = torch.as_tensor(labels[:, 0]).to(self.data.device)
+        sums = _ClusterSums(centers.shape[0], self.data)
+        for start, chunk in self.data.chunks():
+            sums.add(labels[start:start + chunk.shape[0]], chunk)
+        return labels.cpu(), torch.as_tensor(dist[:, 0]).cpu().double(), sums.sums, sums.counts
 
 
 def _relocate_empty(data: _Rows, sums, counts, labels, dist) -> int:
@@ -193,54 +266,15 @@ def _relocate_empty(data: _Rows, sums, counts, labels, dist) -> int:
     return len(empty)
 
 
-def auto_chunk_rows(dim: int, device: torch.device) -> int:
-    """Rows per block: ~32 MiB of float32 on a CPU (the block stays in cache between the distance
-    product and the cluster sums: 3-5x faster than big blocks), ~1 GiB on a GPU."""
-    budget = (1 << 30) if device.type == 'cuda' else (32 << 20)
-    return max(1, budget // (4 * dim))
-
-
-def kmeans(features, k: int, seed: int = 0, max_iter: int = 300, tol: float = 1e-4, chunk_size: int | None = None,
-           device=None, max_resident_bytes: int = 2 * 2**30, progress: bool = False, desc: str = 'k-means',
-           init=None) -> KMeansResult:
-    """Cluster the rows of ``features`` (N, D) into ``k`` groups.
-
-    Args:
-        features: numpy array / memmap (float16 or float32) or tensor, shape (N, D).
-        k: number of clusters; must not exceed N.
-        seed: seeds the k-means++ draws (a ``torch.Generator`` on the CPU).
-        max_iter, tol: Lloyd stopping rules (scikit-learn's meaning).
-        chunk_size: rows per distance block (default ``auto_chunk_rows``); extra memory about
-            chunk_size * (D + k) * 4 bytes.
-        device: compute device (default: CUDA when available, else CPU).
-        max_resident_bytes: copy the data to the device once when they take at most this much.
-        init: optional (K, D) starting centres instead of k-means++.
-    Returns:
-        ``KMeansResult`` with centres (K, D) float32, labels (N,), inertia, iterations, converged.
-    """
-    n = int(features.shape[0])
-    if k < 1:
-        raise ValueError(f'k must be >= 1, got {k}')
-    if k > n:
-        raise ValueError(f'k-means with K={k} needs at least {k} samples, got {n}')
-    device = torch.device(device) if device is not None else default_device()
-    chunk_size = chunk_size or auto_chunk_rows(int(features.shape[1]), device)
-    data = _Rows(features, device, chunk_size, max_resident_bytes)
-    generator = torch.Generator().manual_seed(int(seed))
-    tol_abs = tol * data.mean_variance
-    if init is not None:
-        centers = torch.as_tensor(np.asarray(init, dtype=np.float32)).to(device)
-        if tuple(centers.shape) != (k, data.dim):
-            raise ValueError(f'init centres have shape {tuple(centers.shape)}, expected ({k}, {data.dim})')
-        centers = centers - data.mean
-    else:
-        centers = _kmeans_plusplus(data, k, generator, progress)
+def _lloyd(data: _Rows, centers: torch.Tensor, assign, max_iter: int, tol_abs: float, progress: bool, desc: str):
+    """Lloyd iterations from centred ``centers`` (K, D) with ``assign(centers) -> labels, dist,
+    sums, counts``; returns (centred centres (K, D), iterations, converged)."""
     labels_prev = None
     converged = False
     bar = tqdm(range(1, max_iter + 1), desc=desc, disable=not progress, leave=False)
     n_iter = 0
     for n_iter in bar:
-        labels, dist, sums, counts = _assign(data, centers, need_sums=True)
+        labels, dist, sums, counts = assign(centers)
         relocated = _relocate_empty(data, sums, counts, labels, dist)
         if relocated:
             logger.info('%s: re-seeded %d empty cluster(s) at iteration %d', desc, relocated, n_iter)
@@ -255,8 +289,110 @@ def kmeans(features, k: int, seed: int = 0, max_iter: int = 300, tol: float = 1e
             converged = True
             break
         labels_prev = labels
-    labels, dist, _, _ = _assign(data, centers, need_sums=False)
+    return centers, n_iter, converged
+
+
+def _import_faiss():
+    """The faiss module, or None when it cannot be imported."""
+    try:
+        import faiss
+    except ImportError:
+        return None
+    return faiss
+
+
+def choose_backend(backend: str, features, device: torch.device, max_resident_bytes: int):
+    """(backend 'faiss' or 'torch', device it runs on, why) for ``backend`` 'auto' / 'faiss' / 'torch'.
+
+    Raises ValueError for an unknown name or features the faiss backend cannot take, and
+    ImportError when 'faiss' is asked for but cannot be imported.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f'k-means backend must be one of {", ".join(BACKENDS)}, got {backend!r}')
+    if backend == 'torch':
+        return 'torch', device, 'requested'
+    if _import_faiss() is None:
+        if backend == 'faiss':
+            raise ImportError("k-means backend 'faiss' was requested but the faiss module cannot be imported: "
+                              "install faiss-cpu (or a faiss GPU build), or use backend='torch' or 'auto'")
+        return 'torch', device, 'faiss is not installed'
+    n, dim = int(features.shape[0]), int(features.shape[1])
+    floating = (features.dtype.is_floating_point if isinstance(features, torch.Tensor)
+                else isinstance(features, np.ndarray) and np.issubdtype(features.dtype, np.floating))
+    problem = None
+    if not floating:
+        problem = f'faiss needs a float numpy array, memmap or tensor, got {type(features).__name__}'
+    elif n * dim * 4 > max_resident_bytes:
+        problem = (f'its centred float32 copy of the ({n}, {dim}) features takes {n * dim * 4 / 2**30:.2f} GiB, '
+                   f'more than max_resident_bytes ({max_resident_bytes / 2**30:.2f} GiB)')
+    if problem and backend == 'faiss':
+        raise ValueError(f"k-means backend 'faiss' cannot run: {problem}; raise the limit or use backend='torch'")
+    if problem:
+        return 'torch', device, f'faiss not used: {problem}'
+    if device.type == 'cuda' and _import_faiss().get_num_gpus() == 0:
+        if backend == 'auto':
+            return 'torch', device, 'this faiss build has no GPU support and the device is CUDA'
+        logger.warning("this faiss build has no GPU support: the k-means backend 'faiss' runs on the CPU "
+                       "(backend='torch' would use %s)", device)
+        return 'faiss', torch.device('cpu'), 'requested (CPU build of faiss)'
+    return 'faiss', device, 'requested' if backend == 'faiss' else 'faiss is installed and the features fit'
+
+
+def auto_chunk_rows(dim: int, device: torch.device) -> int:
+    """Rows per block: ~32 MiB of float32 on a CPU (the block stays in cache between the distance
+    product and the cluster sums: 3-5x faster than big blocks), ~1 GiB on a GPU."""
+    budget = (1 << 30) if device.type == 'cuda' else (32 << 20)
+    return max(1, budget // (4 * dim))
+
+
+def kmeans(features, k: int, seed: int = 0, max_iter: int = 300, tol: float = 1e-4, chunk_size: int | None = None,
+           device=None, max_resident_bytes: int = 2 * 2**30, progress: bool = False, desc: str = 'k-means',
+           init=None, backend: str = 'auto') -> KMeansResult:
+    """Cluster the rows of ``features`` (N, D) into ``k`` groups.
+
+    Args:
+        features: numpy array / memmap (float16 or float32) or tensor, shape (N, D).
+        k: number of clusters; must not exceed N.
+        seed: seeds the k-means++ draws (a ``torch.Generator`` on the CPU), for either backend.
+        max_iter, tol: Lloyd stopping rules (scikit-learn's meaning).
+        chunk_size: rows per distance block (default ``auto_chunk_rows``); extra memory about
+            chunk_size * (D + k) * 4 bytes.
+        device: compute device (default: CUDA when available, else CPU).
+        max_resident_bytes: copy the data to the device once when they take at most this much
+            (the faiss backend always copies: it needs N * D * 4 bytes within this limit).
+        init: optional (K, D) starting centres instead of k-means++.
+        backend: 'auto', 'faiss' or 'torch' (see the module docstring).
+    Returns:
+        ``KMeansResult`` with centres (K, D) float32, labels (N,), inertia, iterations, converged,
+        and the backend and device that ran.
+    """
+    n = int(features.shape[0])
+    if k < 1:
+        raise ValueError(f'k must be >= 1, got {k}')
+    if k > n:
+        raise ValueError(f'k-means with K={k} needs at least {k} samples, got {n}')
+    device = torch.device(select_device('auto' if device is None else device))
+    backend, device, why = choose_backend(backend, features, device, max_resident_bytes)
+    logger.info('%s: %s backend on %s (%s)', desc, backend, device, why)
+    chunk_size = chunk_size or auto_chunk_rows(int(features.shape[1]), device)
+    data = _Rows(features, device, chunk_size, max_resident_bytes, centre=backend == 'faiss')
+    generator = torch.Generator().manual_seed(int(seed))
+    if init is not None:
+        centers = torch.as_tensor(np.asarray(init, dtype=np.float32)).to(device)
+        if tuple(centers.shape) != (k, data.dim):
+            raise ValueError(f'init centres have shape {tuple(centers.shape)}, expected ({k}, {data.dim})')
+        centers = centers - data.offset - data.mean
+    else:
+        centers = _kmeans_plusplus(data, k, generator, progress)
+    if backend == 'faiss':
+        assign = _FaissAssign(_import_faiss(), data)
+    else:
+        def assign(centres):
+            return _assign(data, centres, need_sums=True)
+    centers, n_iter, converged = _lloyd(data, centers, assign, max_iter, tol * data.mean_variance, progress, desc)
+    labels, dist, _, _ = _assign(data, centers, need_sums=False)  # the same final pass for both backends
     inertia = float(dist.sum())
-    logger.info('%s: K=%d, N=%d, D=%d, %d iterations, inertia %.6g%s', desc, k, n, data.dim, n_iter, inertia,
-                '' if converged else ' (max_iter reached)')
-    return KMeansResult((centers + data.mean).cpu(), labels, inertia, n_iter, converged)
+    logger.info('%s: K=%d, N=%d, D=%d, %d iterations, inertia %.6g%s (%s backend)', desc, k, n, data.dim, n_iter,
+                inertia, '' if converged else ' (max_iter reached)', backend)
+    return KMeansResult((centers + data.mean + data.offset).cpu(), labels, inertia, n_iter, converged,
+                        backend, str(device))

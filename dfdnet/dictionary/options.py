@@ -16,6 +16,7 @@ class KMeansOptions:
     tol: float = 1e-4
     chunk_mb: int | None = None    # float32 rows per distance block, in MiB (None: 32 on CPU, 1024 on GPU)
     resident_gb: float = 4.0       # copy a (part, level)'s features to the device when at most this big
+    backend: str = 'auto'          # 'faiss', 'torch' or 'auto' (faiss when installed and a float32 copy fits)
 
 
 @dataclass
@@ -61,6 +62,8 @@ class BuildOptions:
             raise ValueError(f'k must be a positive number of atoms, got {self.k}')
         if self.max_faces is not None and int(self.max_faces) < 1:
             raise ValueError(f'max_faces must be positive, got {self.max_faces}')
+        if self.kmeans.backend not in ('auto', 'faiss', 'torch'):
+            raise ValueError(f"kmeans.backend must be 'auto', 'faiss' or 'torch', got {self.kmeans.backend!r}")
         if self.batch_size < 1:
             raise ValueError(f'batch_size must be positive, got {self.batch_size}')
         if Path(self.output).resolve() == Path(self.input).resolve():

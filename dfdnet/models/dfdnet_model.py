@@ -25,6 +25,14 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model
 
 
+def make_scheduler(optimizer: torch.optim.Optimizer, options) -> torch.optim.lr_scheduler.LRScheduler:
+    """The learning-rate schedule of ``options.lr_schedule`` (an ``OptimOptions``) for one optimiser."""
+    if options.lr_schedule == 'cosine':
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=options.total_iter, eta_min=options.min_lr)
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode='min', factor=options.lr_factor,
+                                                      patience=options.lr_patience, min_lr=options.min_lr)
+
+
 class GeneratorEMA:
     """Exponential moving average of G's parameters; buffers (the spectral-norm power-iteration
     vectors ``weight_u``/``weight_v``) are copied, not averaged: an average of those vectors is
@@ -94,10 +102,7 @@ class DFDNetModel:
                                              options.pixel_loss, options.psnr_floor_db)
         self.optimizer_g = torch.optim.Adam(self.trainable_g, lr=options.lr_g, betas=tuple(options.betas))
         self.optimizer_d = torch.optim.Adam(unwrap(net_d).parameters(), lr=options.lr_d, betas=tuple(options.betas))
-        self.scheduler_g, self.scheduler_d = (
-            torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode='min', factor=options.lr_factor,
-                                                       patience=options.lr_patience, min_lr=options.min_lr)
-            for opt in (self.optimizer_g, self.optimizer_d))
+        self.scheduler_g, self.scheduler_d = (make_scheduler(opt, options) for opt in (self.optimizer_g, self.optimizer_d))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.ema = GeneratorEMA(unwrap(net_g), options.ema_decay) if options.ema_decay > 0 else None
 
@@ -195,10 +200,13 @@ class DFDNetModel:
             raise ValueError('the validation set is empty')
         return {k: float(v / count) for k, v in totals.items()}, images
 
-    def step_schedulers(self, val_recon_loss: float) -> None:
-        """Halve the learning rates when the validation reconstruction loss stops decreasing."""
-        self.scheduler_g.step(val_recon_loss)
-        self.scheduler_d.step(val_recon_loss)
+    def step_schedulers(self, val_recon_loss: float | None = None) -> None:
+        """Step the schedules: 'plateau' once per validation (with its loss), 'cosine' once per iteration (without)."""
+        if (val_recon_loss is None) != (self.options.lr_schedule == 'cosine'):
+            return
+        schedulers = (self.scheduler_g, self.scheduler_d) if self.options.use_discriminator else (self.scheduler_g,)
+        for scheduler in schedulers:  # D's optimiser never steps without an adversarial loss
+            scheduler.step() if val_recon_loss is None else scheduler.step(val_recon_loss)
 
     def learning_rates(self) -> dict:
         return {'lr_g': self.optimizer_g.param_groups[0]['lr'], 'lr_d': self.optimizer_d.param_groups[0]['lr']}

@@ -29,6 +29,7 @@ from dfdnet.models.builders import build_discriminator, build_generator, build_p
 from dfdnet.models.dfdnet_model import DFDNetModel, unwrap
 from dfdnet.models.training_state import get_rng_state, load_latest_state, load_training_state, \
     save_training_state, set_rng_state
+from dfdnet.utils.device import select_device
 from dfdnet.utils.files import atomic_path, atomic_torch_save, remove_stale_temporaries
 
 logger = logging.getLogger(__name__)
@@ -57,8 +58,7 @@ def init_distributed(launcher: str, device_option: str) -> tuple[DistInfo, torch
     """'none' or 'pytorch' (torchrun env vars); NCCL on CUDA, gloo on CPU. Returns (info, device)."""
     use_cuda = torch.cuda.is_available() and device_option != 'cpu'
     if launcher == 'none':
-        device = torch.device('cuda' if use_cuda else 'cpu') if device_option == 'auto' else torch.device(device_option)
-        return DistInfo(), device
+        return DistInfo(), torch.device(select_device(device_option))
     if launcher != 'pytorch':
         raise ValueError(f"launcher must be 'none' or 'pytorch', got {launcher!r}")
     if 'RANK' not in os.environ or 'WORLD_SIZE' not in os.environ:
@@ -221,6 +221,7 @@ class Trainer:
             self.sampler.set_start(self.batches_in_epoch * opt.train_data.batch_size)
             for batch in self.loader:
                 last = self.model.optimize_parameters(batch)
+                self.model.step_schedulers()
                 self.iteration += 1
                 self.batches_in_epoch += 1
                 window_iters += 1

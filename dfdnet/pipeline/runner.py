@@ -14,8 +14,8 @@ import numpy as np
 from tqdm import tqdm
 
 from dfdnet.face.landmarks import LandmarkError, landmark_file_for, read_landmarks, write_landmarks
-from dfdnet.face.paste import paste_faces
 from dfdnet.pipeline.options import RestoreOptions
+from dfdnet.pipeline.photo import PhotoRestorer
 from dfdnet.pipeline.summary import RunSummary, StageTimer
 from dfdnet.utils.files import atomic_path, remove_stale_temporaries
 from dfdnet.utils.html import ImageRow, write_results_page
@@ -72,15 +72,17 @@ class ImageJob:
 
 
 class RestorationRun:
-    """Runs ``options`` with a ``FacePreparer`` and a ``FaceRestorer`` built by the caller."""
+    """Runs ``options`` over files with the steps of a ``PhotoRestorer`` (detect and align, restore,
+    paste back), batching faces across photos and writing the released output folders."""
 
-    def __init__(self, options: RestoreOptions, preparer, restorer):
+    def __init__(self, options: RestoreOptions, photo_restorer: PhotoRestorer):
         self.options = options
-        self.preparer = preparer
-        self.restorer = restorer
+        self.photo_restorer = photo_restorer
+        self.preparer = photo_restorer.preparer
+        self.restorer = photo_restorer.restorer
         self.layout = OutputLayout(options.results_dir, options.ext)
         self.timer = StageTimer()
-        self.summary = RunSummary(device=str(restorer.device))
+        self.summary = RunSummary(device=str(self.restorer.device))
         self.rows: dict = {}
         self._bar = None
 
@@ -121,14 +123,16 @@ class RestorationRun:
         self.rows[path] = ImageRow(name=key)
         try:
             with timer('read'):
-                image = read_image(path)
+                image = read_image(path, max_pixels=opts.max_input_megapixels * 1e6)
+            if not opts.aligned:
+                self.photo_restorer.check_output_size(image.shape)  # the path is named by _fail
             rgb = to_rgb8(image)
             with timer('write'):
                 self._add_picture(path, 'input', write_image(self.layout.path(STEP_INPUT, key), image))
             if opts.aligned:
                 faces, skipped, detected = [self._aligned_face(path, rgb)], [], 1
             else:
-                faces, skipped, detected = self.preparer.faces_in_image(rgb, opts.upscale_factor, timer)
+                faces, skipped, detected = self.preparer.faces_in_image(rgb, self.photo_restorer.upscale_factor, timer)
             with timer('write'):
                 for face in faces:
                     self._write_face_inputs(path, key, face)
@@ -200,8 +204,8 @@ class RestorationRun:
         try:
             if not self.options.aligned:
                 with self.timer('paste'):
-                    final = paste_faces(job.image, [job.restored[f.index] for f in job.faces],
-                                        [f.paste_affine for f in job.faces], self.options.upscale_factor)
+                    final = self.photo_restorer.paste(job.image, job.faces,
+                                                      [job.restored[f.index] for f in job.faces])
                 with self.timer('write'):
                     self._add_picture(job.path, 'final', write_image(self.layout.path(STEP_FINAL, job.key), final))
         except Exception as exc:

@@ -1,18 +1,29 @@
-"""Atomic file writing: a reader never sees a half-written checkpoint or image."""
+"""Atomic file writing (a reader never sees a half-written checkpoint or image) and checked
+reading of ``.npz`` / ``.json`` / ``.npy`` files (errors name the file and the problem)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import math
 import os
 import re
 import tempfile
 import time
+import zipfile
+import zlib
 from pathlib import Path
+
+import numpy as np
+
+from dfdnet.errors import UnreadableFileError
 
 logger = logging.getLogger(__name__)
 
 # What atomic_path's mkstemp names look like: .<name>.<8 random chars>.tmp<suffix>
 _TEMPORARY = re.compile(r'^\..+\.[A-Za-z0-9_]{8}\.tmp(\.[^.]+)?$')
+# What reading a truncated or corrupt npz / npy / json file raises (zipfile checks member CRCs)
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError)
 
 
 @contextlib.contextmanager
@@ -78,3 +89,59 @@ def load_torch_file(path, what: str, error=RuntimeError, map_location='cpu'):
     except Exception as exc:
         raise error(f'cannot read {what} {path} (truncated or not a PyTorch file?): '
                     f'{type(exc).__name__}: {exc}') from exc
+
+
+def _unreadable(path, what: str, problem, hint: str = '') -> UnreadableFileError:
+    """The error for ``path``: ``problem`` is a message or the exception that reading raised."""
+    if isinstance(problem, FileNotFoundError):
+        problem = f'{what} not found'
+    elif isinstance(problem, BaseException):
+        problem = f'truncated or corrupt {what} ({type(problem).__name__}: {problem})'
+    return UnreadableFileError(f'{path}: {problem}' + (f'; {hint}' if hint else ''))
+
+
+def read_npz(path, what: str = 'npz file', hint: str = '') -> dict:
+    """All arrays of an ``.npz`` file (no pickles), read in full so that the zip CRCs are checked.
+    A missing, truncated or corrupt file raises ``UnreadableFileError`` naming it; ``hint`` (what
+    to do about it) is appended to the message."""
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError('a single .npy array, not an npz archive')
+        with data:
+            return {key: data[key] for key in data.files}
+    except _READ_ERRORS as exc:
+        raise _unreadable(path, what, exc, hint) from exc
+
+
+def read_json(path, what: str = 'JSON file', hint: str = ''):
+    """The parsed content of a JSON file; ``UnreadableFileError`` naming it when missing or corrupt."""
+    try:
+        return json.loads(Path(path).read_text(encoding='utf-8'))
+    except (OSError, ValueError) as exc:
+        raise _unreadable(path, what, exc, hint) from exc
+
+
+def check_npy(path, shape, dtype, what: str = 'npy file', hint: str = '') -> None:
+    """Check that an ``.npy`` file holds a C-order ``shape`` ``dtype`` array and is exactly as long
+    as its header says: numpy would silently zero-extend a truncated file it memory-maps.
+    Raises ``UnreadableFileError`` naming the file and the problem."""
+    shape, dtype = tuple(int(s) for s in shape), np.dtype(dtype)
+    try:
+        with open(path, 'rb') as fh:
+            version = np.lib.format.read_magic(fh)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) \
+                else np.lib.format.read_array_header_2_0
+            stored_shape, fortran, stored_dtype = read_header(fh)
+            needed = fh.tell() + dtype.itemsize * math.prod(shape)
+        size = os.path.getsize(path)
+    except _READ_ERRORS as exc:
+        raise _unreadable(path, what, exc, hint) from exc
+    if (stored_shape, stored_dtype, fortran) != (shape, dtype, False):
+        order = ' (Fortran order)' if fortran else ''
+        raise _unreadable(path, what, f'{what} holds {stored_shape} {stored_dtype}{order}, expected {shape} '
+                                      f'{dtype}', hint)
+    if size != needed:
+        state = 'truncated' if size < needed else 'too long'
+        raise _unreadable(path, what, f'{state} {what}: {size} bytes where its header ({shape} {dtype}) '
+                                      f'needs {needed}', hint)

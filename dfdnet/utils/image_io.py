@@ -2,13 +2,17 @@
 
 ``read_image`` returns the pixels in RGB order (grey stays 2-D, RGBA keeps its alpha, 16-bit
 stays ``uint16``) with the EXIF orientation applied, and raises ``ImageReadError`` naming the
-file when it cannot be decoded. ``write_image`` writes through a temporary file so a reader
+file when it cannot be decoded; of an animated or multi-page file (GIF, TIFF, WebP, APNG) it
+returns the first frame and logs a warning naming the file and its frame count. ``list_images``
+also lists image-like files this project cannot decode, so that reading reports them instead of
+their being skipped without a word. ``write_image`` writes through a temporary file so a reader
 never sees half an image.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -17,7 +21,13 @@ from dfdnet.utils.files import atomic_path
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.jp2', '.ppm', '.pgm', '.pbm')
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.jp2', '.ppm', '.pgm', '.pbm',
+                    '.gif')
+# Image-like names that read_image may fail to decode (it tries; the error then names the file).
+OTHER_IMAGE_EXTENSIONS = ('.jpe', '.jfif', '.pnm', '.avif', '.heic', '.heif', '.jxl', '.ico', '.tga', '.psd',
+                          '.svg', '.exr', '.hdr', '.dng', '.cr2', '.nef', '.arw', '.raw')
+# Decoded with Pillow first: OpenCV < 4.11 cannot read GIF, and newer builds always add an alpha channel.
+_PILLOW_FIRST = ('.gif',)
 _EXIF_ORIENTATION_TAG = 0x0112
 _SIXTEEN_BIT_EXTENSIONS = ('.png', '.tif', '.tiff')
 
@@ -26,14 +36,25 @@ class ImageReadError(ValueError):
     """An input image is missing, unreadable or of an unsupported kind (the message names the file)."""
 
 
+class ImageSizeError(ImageReadError):
+    """An input image, or its upscaled result, is larger than the configured limit."""
+
+
 def is_image_file(path) -> bool:
+    """True for the kinds ``read_image`` decodes (``IMAGE_EXTENSIONS``)."""
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def looks_like_image(path) -> bool:
+    """True for any image-like extension, decodable or not (``OTHER_IMAGE_EXTENSIONS`` too)."""
+    return is_image_file(path) or Path(path).suffix.lower() in OTHER_IMAGE_EXTENSIONS
 
 
 def list_images(root, exclude=None) -> list:
     """Image files under ``root`` (searched recursively, sorted), or ``[root]`` for a single file.
 
-    ``exclude``: a folder whose contents are skipped (e.g. a results folder inside ``root``).
+    Image-like files of kinds that may not decode (e.g. .heic) are listed too: ``read_image`` then
+    reports them. ``exclude``: a folder whose contents are skipped (e.g. a results folder in ``root``).
     """
     root = Path(root)
     if root.is_file():
@@ -43,7 +64,7 @@ def list_images(root, exclude=None) -> list:
     exclude = Path(exclude).resolve() if exclude is not None else None
     found = []
     for path in sorted(root.rglob('*')):
-        if not path.is_file() or not is_image_file(path) or path.name.startswith('.'):
+        if not path.is_file() or not looks_like_image(path) or path.name.startswith('.'):
             continue
         if exclude is not None and exclude in path.resolve().parents:
             continue
@@ -51,16 +72,38 @@ def list_images(root, exclude=None) -> list:
     return found
 
 
-def exif_orientation(path) -> int:
-    """EXIF orientation tag (1-8) of an image file; 1 when absent or unreadable."""
-    try:
-        from PIL import Image
+class ImageMetadata(NamedTuple):
+    """What an image file's header says: EXIF orientation (1-8), frames or pages, (width, height)
+    in stored pixels (None when Pillow cannot tell)."""
+    orientation: int = 1
+    frames: int = 1
+    size: tuple | None = None
 
+
+def image_metadata(path) -> ImageMetadata:
+    """The header of an image file, read by Pillow without decoding the pixels; defaults for what
+    Pillow cannot parse. A JPEG's extra MPO pictures (phone previews, depth maps) are not frames."""
+    from PIL import Image
+
+    pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the size limit is read_image's
+    try:
         with Image.open(path) as img:
             value = img.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+            try:
+                frames = 1 if img.format == 'MPO' else int(getattr(img, 'n_frames', 1))
+            except Exception:  # a damaged later frame: the first still decodes
+                frames = 1
+            size = tuple(int(v) for v in img.size)
     except Exception:  # Pillow cannot parse every file OpenCV can; no EXIF then
-        return 1
-    return int(value) if value in range(1, 9) else 1
+        return ImageMetadata()
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
+    return ImageMetadata(int(value) if value in range(1, 9) else 1, frames, size)
+
+
+def exif_orientation(path) -> int:
+    """EXIF orientation tag (1-8) of an image file; 1 when absent or unreadable."""
+    return image_metadata(path)[0]
 
 
 def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
@@ -78,7 +121,17 @@ def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(ops.get(orientation, ops[1])(image))
 
 
+def _read_with_opencv(path: Path) -> np.ndarray | None:
+    """Pixels (colour in RGB order) of the file, or None if OpenCV cannot decode it."""
+    data = np.fromfile(path, dtype=np.uint8)  # works with non-ASCII paths, unlike cv2.imread
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is not None and image.ndim == 3 and image.shape[2] in (3, 4):
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
+    return image
+
+
 def _read_with_pillow(path: Path) -> np.ndarray | None:
+    """Pixels of the file's first frame, or None if Pillow cannot decode it."""
     try:
         from PIL import Image
 
@@ -93,23 +146,35 @@ def _read_with_pillow(path: Path) -> np.ndarray | None:
         return None
 
 
-def read_image(path) -> np.ndarray:
+def read_image(path, max_pixels: float | None = None) -> np.ndarray:
     """Read an image file as it is displayed.
 
-    Returns uint8 or uint16 pixels: (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA.
+    Returns uint8 or uint16 pixels: (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA. Of an animated
+    or multi-page file (GIF, TIFF, WebP, APNG) only the first frame is returned, with a warning
+    logged that names the file and its frame count.
     Raises ``ImageReadError`` naming the file if it is missing, empty, corrupt or of a kind
-    this project cannot process (e.g. floating-point TIFF).
+    this project cannot process (e.g. floating-point TIFF, HEIC), or if it has more than
+    ``max_pixels`` pixels (checked from the header before decoding where the header can be read).
     """
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f'{path}: no such image file')
     if path.stat().st_size == 0:
         raise ImageReadError(f'{path}: the file is empty')
-    data = np.fromfile(path, dtype=np.uint8)  # works with non-ASCII paths, unlike cv2.imread
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    from_pillow = image is None
-    if from_pillow:
-        image = _read_with_pillow(path)
+    metadata = image_metadata(path)
+    if metadata.size is not None:
+        check_pixel_count(path, metadata.size[0], metadata.size[1], max_pixels)
+    suffix = path.suffix.lower()
+    decoders = [_read_with_opencv, _read_with_pillow]
+    if suffix in _PILLOW_FIRST:
+        decoders.reverse()
+    for decode in decoders:
+        image = decode(path)
+        if image is not None:
+            break
+    if image is None and not is_image_file(path):
+        raise ImageReadError(f'{path}: cannot decode {suffix or "extension-less"} files '
+                             f'(readable kinds: {" ".join(IMAGE_EXTENSIONS)})')
     if image is None:
         raise ImageReadError(f'{path}: cannot decode the image (corrupt, truncated or not an image file)')
     if image.dtype not in (np.uint8, np.uint16):
@@ -120,9 +185,18 @@ def read_image(path) -> np.ndarray:
         raise ImageReadError(f'{path}: unsupported channel count {image.shape[2]}')
     if image.ndim not in (2, 3) or min(image.shape[:2]) < 1:
         raise ImageReadError(f'{path}: unsupported image shape {image.shape}')
-    if not from_pillow and image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
-    return apply_orientation(image, exif_orientation(path))
+    check_pixel_count(path, image.shape[1], image.shape[0], max_pixels)
+    if metadata.frames > 1:
+        logger.warning('%s: %d frames or pages (animated or multi-page image): using the first frame only',
+                       path, metadata.frames)
+    return apply_orientation(image, metadata.orientation)
+
+
+def check_pixel_count(path, width: int, height: int, max_pixels: float | None) -> None:
+    """Raise ``ImageReadError`` naming ``path`` when a ``width`` x ``height`` image exceeds ``max_pixels``."""
+    if max_pixels and width * height > max_pixels:
+        raise ImageSizeError(f'{path}: {width}x{height} px ({width * height / 1e6:.0f} MP) is more than the limit of '
+                             f'{max_pixels / 1e6:g} MP (--max_input_megapixels)')
 
 
 def encode_image(image: np.ndarray, ext: str) -> bytes:

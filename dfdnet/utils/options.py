@@ -104,6 +104,7 @@ class OptimOptions:
     perceptual_net: str = 'generator'  # 'generator' (its own encoder) or 'vggface' (a user file)
     perceptual_weights_file: str | None = None
     adversarial_weights: tuple = (4.0, 2.0, 1.0, 1.0)
+    lr_schedule: str = 'plateau'  # 'plateau' (paper: x lr_factor when validation stalls) or 'cosine' (to min_lr at total_iter)
     lr_patience: int = 5
     lr_factor: float = 0.5
     min_lr: float = 1e-7
@@ -121,6 +122,8 @@ class OptimOptions:
         if self.train_encoder and self.perceptual_net == 'generator' and any(self.perceptual_weights):
             raise OptionsError('train.train_encoder with perceptual_net: generator would compute the perceptual '
                                'loss with the encoder being trained; set train.perceptual_weights to zeros')
+        if self.lr_schedule not in ('plateau', 'cosine'):
+            raise OptionsError(f"train.lr_schedule must be 'plateau' or 'cosine', got {self.lr_schedule!r}")
         if self.pixel_loss not in PIXEL_LOSSES:
             raise OptionsError(f'train.pixel_loss must be one of {PIXEL_LOSSES}, got {self.pixel_loss!r}')
         if self.perceptual_net not in ('generator', 'vggface'):

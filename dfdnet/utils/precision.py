@@ -7,6 +7,7 @@ AVX2-only AMD EPYC (docs/benchmarks.md).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from pathlib import Path
@@ -45,3 +46,27 @@ def resolve_amp(amp: str | None, device) -> str | None:
     chosen = 'bf16' if native_bf16(device) else None
     logger.info('train.amp auto: %s on %s', chosen or 'float32 (no native bf16)', torch.device(device))
     return chosen
+
+
+PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
+_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def resolve_precision(precision: str, device) -> str:
+    """Inference precision: 'auto' becomes 'bf16' where it is native and 'fp32' elsewhere."""
+    if precision not in PRECISIONS:
+        raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
+    if precision != 'auto':
+        return precision
+    chosen = 'bf16' if native_bf16(device) else 'fp32'
+    logger.info('precision auto: %s on %s', chosen if chosen == 'bf16' else 'fp32 (no native bf16)',
+                torch.device(device))
+    return chosen
+
+
+def inference_autocast(precision: str, device):
+    """``torch.autocast`` to ``precision`` ('bf16' / 'fp16'); for 'fp32' no context at all, so that
+    an outer autocast (mixed-precision training) stays in force."""
+    if precision == 'fp32':
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=_DTYPES[precision])

@@ -1,0 +1,164 @@
+"""Restore every face of one photo from Python: the library call the command line is built on.
+
+    import cv2, dfdnet
+    restorer = dfdnet.PhotoRestorer.from_options(dfdnet.RestoreOptions(upscale_factor=2))
+    result = restorer.enhance(cv2.imread('photo.jpg')[:, :, ::-1])   # RGB in
+    cv2.imwrite('restored.png', result.image[:, :, ::-1])             # the photo, x2, faces pasted back
+
+It is the counterpart of GFPGAN's ``GFPGANer.enhance``: a photo array in, the restored photo and
+its restored faces out, with the options of ``test_FaceDict.py`` (``RestoreOptions``).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from dfdnet.face.paste import paste_faces
+from dfdnet.pipeline.faces import FacePreparer, PreparedFace, SkippedFace
+from dfdnet.pipeline.options import RestoreOptions
+from dfdnet.pipeline.restorer import FaceRestorer
+from dfdnet.pipeline.summary import StageTimer
+from dfdnet.utils.device import select_device
+from dfdnet.utils.image_io import ImageSizeError, to_rgb8
+
+logger = logging.getLogger(__name__)
+
+RELEASED_CHECKPOINT = Path('checkpoints/facefh_dictionary/latest_net_G.pth')
+RELEASED_DICT_DIR = Path('DictionaryCenter512')
+
+
+def shipped_model_dir() -> Path:
+    """The default model shipped inside the package (``dfdnet/pretrained/default``)."""
+    return Path(str(resources.files('dfdnet').joinpath('pretrained', 'default')))
+
+
+def resolve_model_paths(checkpoint=None, dict_dir=None, released_checkpoint=RELEASED_CHECKPOINT,
+                        released_dict_dir=RELEASED_DICT_DIR, shipped_dir=None) -> tuple:
+    """The (checkpoint, dictionary path, description) to load: the single place that decides which
+    model runs.
+
+    Paths given win (a missing dictionary path then means the released folder). With neither
+    given, the released files (relative to the working folder) are used when both are in place,
+    else the model shipped with the package; if that is gone too, the released paths are returned
+    and loading them reports what is missing.
+    """
+    if checkpoint is not None or dict_dir is not None:
+        checkpoint = Path(checkpoint) if checkpoint is not None else Path(released_checkpoint)
+        dict_dir = Path(dict_dir) if dict_dir is not None else Path(released_dict_dir)
+        return checkpoint, dict_dir, 'given'
+    if Path(released_checkpoint).exists() and Path(released_dict_dir).exists():
+        return Path(released_checkpoint), Path(released_dict_dir), 'the released DFDNet weights'
+    shipped_dir = shipped_model_dir() if shipped_dir is None else Path(shipped_dir)
+    if (shipped_dir / 'net_g.pth').is_file() and (shipped_dir / 'dictionaries').is_dir():
+        return (shipped_dir / 'net_g.pth', shipped_dir / 'dictionaries',
+                "this project's default model (released weights not found; see docs/default_model.md)")
+    return Path(released_checkpoint), Path(released_dict_dir), 'the released DFDNet weights'
+
+
+def build_preparer(options: RestoreOptions, face_size: int, device: str = 'cpu') -> FacePreparer:
+    """Detector and landmark models of ``options``, built once (dlib is imported here)."""
+    from dfdnet.face.alignment import face_template
+    from dfdnet.face.detection import FaceDetector
+    from dfdnet.face.landmarks import DlibLandmarker, build_landmarker
+
+    landmarks68 = build_landmarker(options.landmark_model, options.landmark_weights, device=device)
+    template = face_template(face_size, options.template_path)
+    if options.aligned:
+        return FacePreparer(face_size, landmarks68, template=template)
+    return FacePreparer(face_size, landmarks68, detector=FaceDetector(options.detector, options.detector_upsample),
+                        landmarks5=DlibLandmarker(5), template=template, only_largest=options.only_largest_face)
+
+
+@dataclass
+class RestoredPhoto:
+    """What ``PhotoRestorer.enhance`` returns.
+
+    image: the photo resized by the upscale factor with the restored faces pasted back, in the
+    input's format (grey stays grey, 16-bit stays 16-bit); faces: the ``PreparedFace`` of each
+    restored face (aligned crop, 68 landmarks, component boxes, affine transforms);
+    restored_faces: the restored (S, S, 3) uint8 RGB crops, in the same order; skipped: the faces
+    detected but not restored, with the reason.
+    """
+    image: np.ndarray
+    faces: list = field(default_factory=list)
+    restored_faces: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+
+
+class PhotoRestorer:
+    """A generator, its face tools and the paste-back, built once and used for every photo.
+
+    preparer: a ``FacePreparer`` (detection, alignment, landmarks); restorer: a ``FaceRestorer``
+    (the generator, batched); upscale_factor: the photo is resized by it before paste-back.
+    ``from_options`` builds all of it from ``RestoreOptions`` (the command line's options).
+    """
+
+    def __init__(self, preparer: FacePreparer, restorer: FaceRestorer, upscale_factor: int = 4,
+                 model_description: str = '', max_output_megapixels: float = 0.0):
+        self.preparer = preparer
+        self.restorer = restorer
+        self.upscale_factor = int(upscale_factor)
+        self.model_description = model_description
+        self.max_output_megapixels = float(max_output_megapixels)
+
+    @classmethod
+    def from_options(cls, options: RestoreOptions | None = None, dft_levels=None) -> PhotoRestorer:
+        """Load the model ``options`` names (default: released weights if present, else the shipped
+        model) on ``options.device`` and its face tools. ``dft_levels``: ablation, as in
+        ``load_generator``. Raises ``CheckpointError`` / ``DictionaryError`` / ``LandmarkError``
+        naming the file when something cannot be loaded."""
+        from dfdnet.archs import load_generator
+
+        options = RestoreOptions() if options is None else options
+        device = select_device(options.device)
+        checkpoint, dict_dir, source = resolve_model_paths(options.checkpoint, options.dict_dir)
+        generator = load_generator(checkpoint, dict_dir, device=device, dft_levels=dft_levels,
+                                   precision=options.precision)
+        config = generator.config
+        core = f', {config.core_size}-px core' if config.core_size != config.image_size else ''
+        description = (f'{source}: {checkpoint} + {dict_dir} (DFDNet{config.image_size}{core}, width '
+                       f'{config.width}, DFT levels {list(config.dft_levels)}; {generator.precision} on {device})')
+        preparer = build_preparer(options, config.image_size, device)
+        return cls(preparer, FaceRestorer(generator, device=device, batch_size=options.batch_size),
+                   options.upscale_factor, description, options.max_output_megapixels)
+
+    @property
+    def face_size(self) -> int:
+        return self.preparer.face_size
+
+    def check_output_size(self, image_shape) -> None:
+        """Raise ``ImageSizeError`` when the upscaled result of an (H, W[, C]) image would exceed
+        ``max_output_megapixels`` (0 = no limit), before any work on it."""
+        height, width = (int(v) * self.upscale_factor for v in image_shape[:2])
+        if self.max_output_megapixels and height * width > self.max_output_megapixels * 1e6:
+            raise ImageSizeError(f'the result would be {width}x{height} px ({height * width / 1e6:.0f} MP), more than the '
+                             f'limit of {self.max_output_megapixels:g} MP (--max_output_megapixels); lower '
+                             '--upscale_factor or raise the limit')
+
+    def paste(self, image: np.ndarray, faces, restored_faces) -> np.ndarray:
+        """``image`` resized by the upscale factor with ``restored_faces`` pasted at ``faces``."""
+        return paste_faces(image, list(restored_faces), [face.paste_affine for face in faces], self.upscale_factor)
+
+    def enhance(self, image: np.ndarray, timer: StageTimer | None = None) -> RestoredPhoto:
+        """Restore every face of ``image``: (H, W, 3) RGB or (H, W) grey, uint8 or uint16."""
+        image = np.asarray(image)
+        self.check_output_size(image.shape)
+        faces, skipped, _ = self.preparer.faces_in_image(to_rgb8(image), self.upscale_factor, timer)
+        for skip in skipped:
+            logger.warning('face %02d skipped: %s', skip.index, skip.reason)
+        restored = self.restorer.restore([f.crop for f in faces], [f.boxes for f in faces]) if faces else []
+        return RestoredPhoto(self.paste(image, faces, restored), faces, restored, skipped)
+
+    def enhance_aligned(self, face: np.ndarray, landmarks68=None) -> np.ndarray:
+        """Restore one aligned face ((S, S, 3) uint8 RGB; 68 landmarks in its pixels, or found);
+        returns the (face_size, face_size, 3) uint8 RGB restored face."""
+        prepared: PreparedFace = self.preparer.aligned_face(to_rgb8(np.asarray(face)), landmarks68)
+        return self.restorer.restore([prepared.crop], [prepared.boxes])[0]
+
+
+__all__ = ['PhotoRestorer', 'RestoredPhoto', 'SkippedFace', 'build_preparer', 'resolve_model_paths',
+           'shipped_model_dir']
