@@ -195,8 +195,7 @@ def build_dictionary(options: BuildOptions) -> BuildSummary:
     options.validate()
     started = time.time()
     seconds = {}
-    gpu_ids = options.gpu_ids
-    device = torch.device(select_device('auto' if gpu_ids is None else ','.join(str(i) for i in gpu_ids) or '-1'))
+    device = torch.device(select_device(options.gpu_ids))
     encoder, config, encoder_info = load_encoder(options.checkpoint, options.vgg, options.random_encoder,
                                                  options.encoder)
     encoder.to(device)

@@ -78,11 +78,9 @@ class RestorationRun:
     def __init__(self, options: RestoreOptions, photo_restorer: PhotoRestorer):
         self.options = options
         self.photo_restorer = photo_restorer
-        self.preparer = photo_restorer.preparer
-        self.restorer = photo_restorer.restorer
         self.layout = OutputLayout(options.results_dir, options.ext)
         self.timer = StageTimer()
-        self.summary = RunSummary(device=str(self.restorer.device))
+        self.summary = RunSummary(device=str(self.photo_restorer.restorer.device))
         self.rows: dict = {}
         self._bar = None
 
@@ -110,7 +108,7 @@ class RestorationRun:
             if queue:
                 self._restore_batch(queue)
         self.summary.stage_seconds = dict(self.timer.seconds)
-        self.summary.forward_calls = self.restorer.forward_calls
+        self.summary.forward_calls = self.photo_restorer.restorer.forward_calls
         self.summary.total_seconds = time.perf_counter() - start
         if opts.write_html:
             self._write_page(paths)
@@ -132,7 +130,8 @@ class RestorationRun:
             if opts.aligned:
                 faces, skipped, detected = [self._aligned_face(path, rgb)], [], 1
             else:
-                faces, skipped, detected = self.preparer.faces_in_image(rgb, self.photo_restorer.upscale_factor, timer)
+                photo = self.photo_restorer
+                faces, skipped, detected = photo.preparer.faces_in_image(rgb, photo.upscale_factor, timer)
             with timer('write'):
                 for face in faces:
                     self._write_face_inputs(path, key, face)
@@ -165,7 +164,7 @@ class RestorationRun:
             else:
                 landmarks = read_landmarks(found)
         with self.timer('landmarks'):
-            return self.preparer.aligned_face(rgb, landmarks)
+            return self.photo_restorer.preparer.aligned_face(rgb, landmarks)
 
     def _write_face_inputs(self, path: Path, key: str, face) -> None:
         index = None if self.options.aligned else face.index
@@ -178,7 +177,8 @@ class RestorationRun:
     def _restore_batch(self, batch) -> None:
         try:
             with self.timer('restore'):
-                outputs = self.restorer.restore([face.crop for _, face in batch], [face.boxes for _, face in batch])
+                outputs = self.photo_restorer.restorer.restore([face.crop for _, face in batch],
+                                                               [face.boxes for _, face in batch])
         except Exception as exc:
             logger.debug('restoration failure', exc_info=True)
             for job in {id(job): job for job, _ in batch}.values():

@@ -10,11 +10,14 @@ def select_device(spec='auto') -> str:
     """A torch device string for ``spec``.
 
     'auto' (or None): the first CUDA GPU when there is one, else the CPU, without a warning.
-    '-1' or 'cpu': the CPU. A GPU id ('0', '1', '0,1': the first is used), 'cuda' or 'cuda:N':
-    that GPU; the CPU with a warning when CUDA is not available, cuda:0 when the id does not exist.
+    '-1' or 'cpu': the CPU. A GPU id ('0', '1', '0,1' or a list of ints: the first is used), 'cuda'
+    or 'cuda:N': that GPU; the CPU with a warning when CUDA is not available, cuda:0 when the id
+    does not exist. An empty list means the CPU.
     """
     import torch
 
+    if isinstance(spec, (list, tuple)):
+        spec = ','.join(str(i) for i in spec) or '-1'
     spec = 'auto' if spec is None else str(spec).replace(' ', '').lower()
     if spec == 'auto':
         return 'cuda:0' if torch.cuda.is_available() else 'cpu'
