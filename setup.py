@@ -18,5 +18,11 @@ setup(
         'dfdnet-restore=dfdnet.cli.restore:main',
         'dfdnet-build-dictionary=dfdnet.cli.build_dictionary:main',
         'dfdnet-train=dfdnet.cli.train:main',
+        'dfdnet-align-faces=dfdnet.cli.align_faces:main',
+        'dfdnet-make-testset=dfdnet.cli.make_testset:main',
+        'dfdnet-evaluate=dfdnet.cli.evaluate:main',
+        'dfdnet-validate=dfdnet.cli.validate:main',
+        'dfdnet-export-model=dfdnet.cli.export_model:main',
+        'dfdnet-make-figure=dfdnet.cli.make_figure:main',
     ]},
 )

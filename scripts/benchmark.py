@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 TYPICAL_BOXES = [[146, 182, 225, 261], [290, 180, 370, 260], [237, 298, 279, 340], [208, 335, 303, 430]]
 
 
-def write_dictionaries(folder: Path, num_atoms: int, seed: int = 0) -> Path:
+def write_dictionaries(folder: Path, num_atoms: int, seed: int = 0, width: int = 64) -> Path:
     import numpy as np
 
     from dfdnet.archs.dfdnet_arch import GeneratorConfig
@@ -32,7 +32,7 @@ def write_dictionaries(folder: Path, num_atoms: int, seed: int = 0) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    for (part, fsize), (channels, size) in GeneratorConfig().dictionary_layout().items():
+    for (part, fsize), (channels, size) in GeneratorConfig(width=width).dictionary_layout().items():
         path = folder / dictionary_file_name(part, fsize)
         if not path.exists():
             np.save(path, rng.standard_normal((num_atoms, channels, size, size), dtype=np.float32))
@@ -58,6 +58,7 @@ def run_one(args) -> dict:
 
         # the real loading path, with the precision the restore command would use
         model = load_generator(args.checkpoint, dict_dir, device=device, precision=args.dtype)
+        row['width'] = model.config.width
 
         def step():
             with torch.inference_mode():
@@ -66,6 +67,7 @@ def run_one(args) -> dict:
         from dfdnet.archs.released_reference import ReleasedDFDNet
 
         model = ReleasedDFDNet(dict_dir).to(device).eval()
+        row['width'] = 64
 
         def step():
             with torch.inference_mode():
@@ -73,7 +75,7 @@ def run_one(args) -> dict:
                     model(images[i:i + 1], boxes[i])
     if device.startswith('cuda'):
         torch.cuda.reset_peak_memory_stats(device)
-    times = timed(step, repeats=args.repeats, warmup=1, device=device)
+    times = timed(step, repeats=args.repeats, warmup=args.warmup, device=device)
     best = min(times)
     row.update({'s_per_batch': best, 's_per_face': best / args.batch, 'faces_per_s': args.batch / best,
                 'median_s_per_face': sorted(times)[len(times) // 2] / args.batch,
@@ -85,16 +87,17 @@ def run_one(args) -> dict:
     return row
 
 
-def write_random_checkpoint(path: Path) -> Path:
-    """A generator checkpoint (this project's format) with seeded random weights: timing only."""
+def write_random_checkpoint(path: Path, width: int = 64) -> Path:
+    """A generator checkpoint (this project's format, released layout at ``width``) with seeded
+    random weights: timing only."""
     import torch
 
     from dfdnet.archs.checkpoint import save_generator
-    from dfdnet.archs.dfdnet_arch import DFDNetGenerator
+    from dfdnet.archs.dfdnet_arch import DFDNetGenerator, GeneratorConfig
 
     if not path.exists():
         torch.manual_seed(0)
-        save_generator(DFDNetGenerator(), path)
+        save_generator(DFDNetGenerator(GeneratorConfig(width=width)), path)
     return path
 
 
@@ -104,16 +107,19 @@ def run_generator(args) -> list[dict]:
             args.dict_root = tmp
             return run_generator(args)
     dict_root = Path(args.dict_root)
-    checkpoint = write_random_checkpoint(dict_root / 'random_net_G.pth')
+    checkpoint = write_random_checkpoint(dict_root / f'random_net_G_w{args.width}.pth', args.width)
     rows = []
     configs = [('ours', k, b, d) for k in args.k for b in args.batch for d in args.dtype]
+    if args.released and args.width != 64:
+        raise SystemExit('--released times the released network: width 64 only')
     if args.released:
         configs += [('released', k, 1, 'fp32') for k in args.k]
     for impl, k, batch, dtype in configs:
-        dict_dir = write_dictionaries(dict_root / f'K{k}', k)
+        dict_dir = write_dictionaries(dict_root / f'K{k}_w{args.width}', k, width=args.width)
         cmd = [sys.executable, __file__, '_one', '--impl', impl, '--k', str(k), '--batch', str(batch),
                '--dtype', dtype, '--device', args.device, '--threads', str(args.threads),
-               '--repeats', str(args.repeats), '--dict_dir', str(dict_dir), '--checkpoint', str(checkpoint)]
+               '--repeats', str(args.repeats), '--warmup', str(args.warmup), '--dict_dir', str(dict_dir),
+               '--checkpoint', str(checkpoint)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             rows.append({'impl': impl, 'K': k, 'batch': batch, 'dtype': dtype, 'error': proc.stderr.strip()[-300:]})
@@ -170,7 +176,10 @@ def main(argv=None):
     gen.add_argument('--released', action='store_true', help="also time the released code's semantics")
     gen.add_argument('--dict_root', help='where random dictionaries are written (reused across runs)')
     gen.add_argument('--json', help='write the rows here')
-    gen.add_argument('--quick', action='store_true', help='K=4, batch 1, one repeat (a smoke run)')
+    gen.add_argument('--warmup', type=int, default=1, help='untimed forwards before the timed ones')
+    gen.add_argument('--width', type=int, default=64, help='base channels (64: the released network)')
+    gen.add_argument('--quick', action='store_true',
+                     help='width 16, K=4, batch 1, no warm-up, one repeat (a smoke run of the script)')
     pipe = sub.add_parser('pipeline', help='time test_FaceDict on a folder, split by stage')
     pipe.add_argument('--images', default=str(ROOT.parent / 'shared' / 'data' / 'whole' / 'dfdnet_testwhole'))
     pipe.add_argument('--checkpoint', help='generator checkpoint (default: random weights, K atoms)')
@@ -183,7 +192,8 @@ def main(argv=None):
     pipe.add_argument('--json')
     one = sub.add_parser('_one')
     for name, kind in (('--impl', str), ('--k', int), ('--batch', int), ('--dtype', str), ('--device', str),
-                       ('--threads', int), ('--repeats', int), ('--dict_dir', str), ('--checkpoint', str)):
+                       ('--threads', int), ('--repeats', int), ('--warmup', int), ('--dict_dir', str),
+                       ('--checkpoint', str)):
         one.add_argument(name, type=kind, required=True)
     args = parser.parse_args(argv)
 
@@ -204,9 +214,10 @@ def main(argv=None):
         return 0 if all(r['exit'] == 0 for r in rows) else 1
     else:
         if args.quick:
-            args.k, args.batch, args.dtype, args.repeats, args.released = [4], [1], ['fp32'], 1, False
+            args.k, args.batch, args.dtype, args.repeats, args.warmup, args.released = [4], [1], ['fp32'], 1, 0, False
+            args.width = 16
         rows = run_generator(args)
-        print(markdown_table(rows, ['impl', 'K', 'batch', 'dtype', 'device', 's_per_face', 'faces_per_s',
+        print(markdown_table(rows, ['impl', 'width', 'K', 'batch', 'dtype', 'device', 's_per_face', 'faces_per_s',
                                     'peak_rss_mb', 'dict_mb']))
         if args.json:
             Path(args.json).write_text(json.dumps(rows, indent=2))

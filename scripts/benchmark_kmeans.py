@@ -32,7 +32,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dfdnet.data.landmark_cache import LandmarkCache  # noqa: E402
-from dfdnet.dictionary.faces import FaceOptions, compute_landmarks, list_face_images, load_aligned_face  # noqa: E402
+from dfdnet.face.landmarks import ALIGNED_LANDMARK_PROCEDURE  # noqa: E402
+from dfdnet.dictionary.faces import FaceOptions, compute_landmarks, list_dictionary_images, load_aligned_face  # noqa: E402
 from dfdnet.dictionary.features import (crop_components, encode_levels, feature_layout,  # noqa: E402
                                         image_to_tensor, load_encoder)
 from dfdnet.face.components import PART_NAMES, component_boxes, flip_landmarks  # noqa: E402
@@ -48,8 +49,8 @@ def extract(args, work: Path) -> dict:
     if all(p.is_file() for p in paths.values()):
         return {part: np.load(p, mmap_mode='r') for part, p in paths.items()}
     root = Path(args.faces)
-    images = list_face_images(root)[:int(args.num_faces * 1.2) + 10]
-    cache = LandmarkCache.load_or_new(work / 'landmarks.npz', root)
+    images = list_dictionary_images(root)[:int(args.num_faces * 1.2) + 10]
+    cache = LandmarkCache.load_or_new(work / 'landmarks.npz', root, 512, ALIGNED_LANDMARK_PROCEDURE)
     compute_landmarks(images, root, cache, work / 'landmarks.npz', FaceOptions(), max_faces=args.num_faces)
     entries = sorted(cache.entries('ok'), key=lambda e: e.path)[:args.num_faces]
     rows = {part: [] for part in PART_NAMES}

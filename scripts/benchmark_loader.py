@@ -16,9 +16,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dfdnet.data.degradation_pipeline import DegradationPipeline  # noqa: E402
-from dfdnet.data.face_dataset import EpochSampler, FaceDataset, build_train_loader, list_images, \
+from dfdnet.data.face_dataset import EpochSampler, FaceDataset, build_train_loader, \
     load_landmarks, split_train_val  # noqa: E402
-from dfdnet.utils.options import parse_options  # noqa: E402
+from dfdnet.utils.image_io import list_face_images  # noqa: E402
+from dfdnet.models.options import parse_options  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -34,7 +35,7 @@ def main(argv=None) -> int:
     options, _ = parse_options(args.opt, args.overrides)
     data = options.train_data
     workers = data.num_workers if args.num_workers is None else args.num_workers
-    train_files, _ = split_train_val(list_images(data.hq_folder), data.val_count, data.max_images)
+    train_files, _ = split_train_val(list_face_images(data.hq_folder), data.val_count, data.max_images)
     landmarks = load_landmarks(train_files, data.landmarks, data.landmark_size, args.landmark_cache)
     dataset = FaceDataset([f for f in train_files if f in landmarks], landmarks, options.generator.image_size,
                           DegradationPipeline(data.degradation), data.flip_prob, options.manual_seed,

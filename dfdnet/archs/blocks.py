@@ -106,3 +106,28 @@ class FullResolutionHead(nn.Module):
 
     def forward(self, images: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         return self.out(self.fuse(torch.cat([self.stem(images), features], 1)))
+
+
+class SubpixelHead(nn.Module):
+    """Full-resolution residual computed at the core's resolution (a light x``scale`` head).
+
+    forward(images (B, 3, S, S) in [-1, 1], features (B, C, S/r, S/r) decoder output) ->
+    (B, 3, S, S). The input enters space-to-depth (``pixel_unshuffle``) beside the features, and
+    the residual leaves depth-to-space (``pixel_shuffle``), so every convolution runs at S/r:
+    detail above the core's band for the cost of three small convolutions. The last conv starts
+    at zero, so a new head adds nothing until it is trained.
+    """
+
+    def __init__(self, channels: int, scale: int):
+        super().__init__()
+        self.scale = int(scale)
+        sub = 3 * self.scale ** 2
+        self.body = nn.Sequential(nn.Conv2d(sub + channels, channels, 3, 1, 1), nn.LeakyReLU(0.2),
+                                  nn.Conv2d(channels, channels, 3, 1, 1), nn.LeakyReLU(0.2))
+        self.out = nn.Conv2d(channels, sub, 3, 1, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, images: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([F.pixel_unshuffle(images, self.scale).to(features.dtype), features], 1)
+        return F.pixel_shuffle(self.out(self.body(x)), self.scale)

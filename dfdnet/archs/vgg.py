@@ -24,7 +24,6 @@ ENCODER_TAPS = {
     'vgg19': ('relu2_2', 'relu3_4', 'relu4_4', 'conv5_4'),
     'vggface': ('relu2_2', 'relu3_3', 'relu4_3', 'conv5_3'),
 }
-TAP_CHANNELS = (128, 256, 512, 512)
 TAP_STRIDES = (2, 4, 8, 16)
 
 

@@ -1,4 +1,4 @@
-"""``python scripts/align_faces.py``: cut aligned 512-px faces out of in-the-wild photos.
+"""``python -m dfdnet.cli.align_faces``: cut aligned 512-px faces out of in-the-wild photos.
 
 Each face large enough to be a high-quality sample is detected (dlib HOG), aligned to the
 released five-point template with the restore pipeline's own code and written as
@@ -9,6 +9,7 @@ landmarks fail are reported and skipped.
 from __future__ import annotations
 
 import argparse
+import sys
 import logging
 from pathlib import Path
 
@@ -26,41 +27,41 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
 
-    import cv2
     from tqdm import tqdm
 
-    from dfdnet.data.face_dataset import list_images
-    from dfdnet.face.detection import FaceDetector
-    from dfdnet.utils.files import atomic_path
-    from dfdnet.face.landmarks import DlibLandmarker
-    from dfdnet.pipeline.faces import FacePreparer
+    from dfdnet.pipeline.options import RestoreOptions
+    from dfdnet.pipeline.photo import build_preparer
+    from dfdnet.utils.image_io import ImageReadError, list_face_images, read_rgb, write_image
 
     if args.output.resolve() == args.input.resolve():
         parser.error('--output must not be the input folder')
     try:
-        photos = list_images(args.input)
+        photos = list_face_images(args.input)
     except FileNotFoundError as exc:
         parser.error(str(exc))
-    preparer = FacePreparer(args.size, DlibLandmarker(68), FaceDetector('hog', upsample=1), DlibLandmarker(5))
+    preparer = build_preparer(RestoreOptions(detector='hog', detector_upsample=1), args.size)
     args.output.mkdir(parents=True, exist_ok=True)
     written, failed = 0, []
     for path in tqdm(photos, desc='align faces', unit='photo'):
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            failed.append(f'{path}: unreadable')
+        try:
+            rgb = read_rgb(path)
+        except ImageReadError as exc:
+            failed.append(str(exc))
             continue
-        faces, skipped, _ = preparer.faces_in_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), upscale=1.0)
+        faces, skipped, _ = preparer.faces_in_image(rgb, upscale=1.0)
         failed += [f'{path} face {s.index}: {s.reason}' for s in skipped]
         for face in faces:
             side = min(face.box[2] - face.box[0], face.box[3] - face.box[1])
             if side < args.min_face_size:
                 continue
-            with atomic_path(args.output / f'{path.stem}_{face.index:02d}.png') as tmp:
-                if not cv2.imwrite(str(tmp), cv2.cvtColor(face.crop, cv2.COLOR_RGB2BGR)):
-                    raise OSError(f'cannot write {tmp}')
+            write_image(args.output / f'{path.stem}_{face.index:02d}.png', face.crop)
             written += 1
     for line in failed:
         logger.warning('%s', line)
     logger.info('%d aligned faces from %d photos written to %s (%d problems)', written, len(photos), args.output,
                 len(failed))
     return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

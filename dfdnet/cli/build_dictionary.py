@@ -10,7 +10,6 @@ import logging
 import sys
 
 
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -36,6 +35,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def overrides_from_args(args) -> dict:
+    """The flags given, as ``BuildOptions`` fields (dotted paths; None: not given, the file's value
+    stays). The encoder flags replace the file's encoder as a group (see ``main``)."""
+    return {'input': args.input, 'output': args.output, 'k': args.k, 'max_faces': args.max_faces,
+            'faces.align': args.align, 'landmarks_dir': args.landmarks_dir, 'cache_dir': args.cache_dir,
+            'batch_size': args.batch_size, 'seed': args.seed, 'flip': False if args.no_flip else None,
+            'gpu_ids': [int(i) for i in args.gpu_ids.split(',')] if args.gpu_ids is not None else None}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     # heavy imports (torch, OpenCV, dlib) after the arguments, so that --help is instant
@@ -45,13 +53,8 @@ def main(argv=None) -> int:
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format='%(asctime)s %(levelname)s %(name)s: %(message)s')
-    overrides = {'input': args.input, 'output': args.output, 'k': args.k, 'max_faces': args.max_faces,
-                 'faces.align': args.align, 'landmarks_dir': args.landmarks_dir, 'cache_dir': args.cache_dir,
-                 'batch_size': args.batch_size, 'seed': args.seed,
-                 'flip': False if args.no_flip else None,
-                 'gpu_ids': [int(i) for i in args.gpu_ids.split(',')] if args.gpu_ids is not None else None}
     try:
-        options = load_options(args.opt, overrides)
+        options = load_options(args.opt, overrides_from_args(args))
         given = {'checkpoint': args.checkpoint, 'vgg': args.vgg, 'random_encoder': args.random_encoder}
         if any(v is not None for v in given.values()):  # an encoder on the command line replaces the file's
             options = dataclasses.replace(options, **given)

@@ -1,4 +1,4 @@
-"""``python scripts/evaluate.py``: metrics of restored faces, per image (CSV) and per method (Markdown)."""
+"""``python -m dfdnet.cli.evaluate``: metrics of restored faces, per image (CSV) and per method (Markdown)."""
 from __future__ import annotations
 
 import argparse
@@ -68,3 +68,7 @@ def main(argv=None) -> int:
     if args.csv is not None:
         print(f'\nper-image rows: {args.csv}')
     return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""``python scripts/make_figure.py``: a grid of input / restored face pairs from restore runs.
+"""``python -m dfdnet.cli.make_figure``: a grid of input / restored face pairs from restore runs.
 
 Each pair is a face as the network saw it (``Step1_CropImg``, or ``Step0_Input`` for ``--aligned``
 runs) next to its restoration (``Step3_RestoreCropFace``), both shown at ``--tile`` px.
@@ -6,10 +6,10 @@ runs) next to its restoration (``Step3_RestoreCropFace``), both shown at ``--til
 from __future__ import annotations
 
 import argparse
+import sys
 import logging
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from dfdnet.utils.files import atomic_path
@@ -31,6 +31,8 @@ def face_pairs(results_dir: Path) -> list[tuple[Path, Path]]:
 
 
 def _tile(path: Path, size: int) -> np.ndarray:
+    import cv2
+
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise ValueError(f'cannot read {path}')
@@ -45,6 +47,8 @@ def make_grid(pairs: list, tile: int = 192, pairs_per_row: int = 3, gap: int = 6
     cols = min(len(pairs), pairs_per_row)
     label_h = 24
     width = cols * (2 * tile + 3 * gap)
+    import cv2
+
     grid = np.full((label_h + rows * (tile + gap) + gap, width, 3), 255, np.uint8)
     for c in range(cols):
         x = c * (2 * tile + 3 * gap) + gap
@@ -77,8 +81,14 @@ def main(argv=None) -> int:
             parser.error(f'faces not found in the results: {missing}')
         pairs = [by_name[name] for name in args.faces]
     grid = make_grid(pairs, args.tile, args.per_row)
+    import cv2
+
     with atomic_path(args.out) as tmp:
         if not cv2.imwrite(str(tmp), grid, [cv2.IMWRITE_JPEG_QUALITY, 90]):
             raise OSError(f'cannot write {args.out}')
     logger.info('%d pairs -> %s (%dx%d)', len(pairs), args.out, grid.shape[1], grid.shape[0])
     return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""``python scripts/make_testset.py``: paired synthetic test sets from held-out HQ faces."""
+"""``python -m dfdnet.cli.make_testset``: paired synthetic test sets from held-out HQ faces."""
 from __future__ import annotations
 
 import argparse
@@ -13,13 +13,13 @@ DEFAULT_KERNELS = SHARED_DATA / 'degradation' / 'motion_kernels'
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from dfdnet.data.testset import SETTINGS
-
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--out', required=True, type=Path, help='output folder (gt/, landmarks/, <setting>/lq ...)')
     parser.add_argument('--sources', nargs='+', type=Path, default=DEFAULT_SOURCES,
                         help='folders of aligned HQ faces (default: the held-out FFHQ faces)')
-    parser.add_argument('--settings', nargs='+', default=list(SETTINGS), choices=sorted(SETTINGS))
+    parser.add_argument('--settings', nargs='+', default=None,
+                        help='settings to make (default: all of dfdnet.data.testset.SETTINGS: x4, x8, eq11, '
+                             'clean_x2, x4_noise_jpeg, x4_blur_noise_jpeg; docs/evaluation.md)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--size', type=int, default=512, help='side of the GT and of the upsampled LQ')
     parser.add_argument('--max-images', type=int, default=None)
@@ -34,12 +34,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
     args = parse_args(argv)
-    from dfdnet.data.testset import MakeTestsetOptions, build_testset
+    from dfdnet.data.testset import SETTINGS, MakeTestsetOptions, build_testset
+
+    settings = tuple(args.settings or SETTINGS)
 
     kernels = args.motion_kernels
     if kernels is None and DEFAULT_KERNELS.is_dir():
         kernels = DEFAULT_KERNELS
-    options = MakeTestsetOptions(sources=args.sources, out_dir=args.out, seed=args.seed, settings=tuple(args.settings),
+    options = MakeTestsetOptions(sources=args.sources, out_dir=args.out, seed=args.seed, settings=settings,
                              size=args.size, max_images=args.max_images, motion_kernels=kernels,
                              landmarks=not args.no_landmarks, overwrite=args.overwrite)
     try:
@@ -47,8 +49,12 @@ def main(argv=None) -> int:
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
-    print(f'{len(report.names)} faces written to {args.out} ({", ".join(args.settings)}); '
+    print(f'{len(report.names)} faces written to {args.out} ({", ".join(settings)}); '
           f'{len(report.skipped)} inputs skipped')
     for path, reason in report.skipped.items():
         print(f'  skipped {path}: {reason}')
     return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -16,67 +16,21 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-# Repeated from dfdnet.pipeline.photo so that --help needs no torch, OpenCV or dlib (tested equal).
-DEFAULT_CHECKPOINT = Path('checkpoints/facefh_dictionary/latest_net_G.pth')
-DEFAULT_DICT_DIR = Path('DictionaryCenter512')
-
-
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    """The command line; ``prog`` defaults to the name the command was started by."""
+    """The command line, made from ``RestoreOptions``'s fields; ``prog`` defaults to the name the
+    command was started by."""
+    from dfdnet.pipeline.options import RestoreOptions  # no torch, OpenCV or dlib: --help stays instant
+    from dfdnet.utils.options import add_arguments
+
     parser = argparse.ArgumentParser(
         prog=prog, description='Restore every face of whole images with DFDNet and paste them back.')
-    released = parser.add_argument_group('released options')
-    released.add_argument('--test_path', default='TestData',
-                          help='an image file, or a folder searched recursively (default %(default)s)')
-    released.add_argument('--results_dir', default='results',
-                          help='output root; must not be or contain the input (default %(default)s)')
-    released.add_argument('--upscale_factor', type=int, default=4, help='whole-image upscale factor (default 4)')
-    released.add_argument('--gpu_ids', default='auto',
-                          help="GPU id, e.g. '0'; '-1' = CPU; 'auto' = the first GPU if CUDA is available, else the "
-                               "CPU (default auto)")
-    model = parser.add_argument_group('model')
-    model.add_argument('--checkpoint', type=Path, default=None,
-                       help='generator weights: released latest_net_G.pth, BasicSR port or this project\'s '
-                            f'format (default: {DEFAULT_CHECKPOINT} when it exists, else the model shipped with '
-                            'the package, dfdnet/pretrained/default)')
-    model.add_argument('--dict_dir', type=Path, default=None,
-                       help='component dictionaries: a DictionaryCenter512 folder or the BasicSR .pth '
-                            f'(default: {DEFAULT_DICT_DIR} with the released checkpoint, else the shipped model\'s)')
-    model.add_argument('--dft_levels', type=int, nargs='*', default=None, choices=(0, 1, 2, 3), metavar='LEVEL',
-                       help='ablation: the feature levels (0 = stride 2 ... 3 = stride 16) that use the '
-                            'dictionaries; give the flag alone for none ("0 DFT"). Default: the model\'s own')
-    model.add_argument('--batch_size', type=int, default=4, help='faces per generator forward (default 4)')
-    model.add_argument('--precision', choices=('auto', 'fp32', 'bf16', 'fp16'), default='auto',
-                       help='auto: bf16 where the hardware has it natively (CUDA with bf16, a CPU with AMX-BF16 or '
-                            'AVX512-BF16), else fp32 (default auto; the log says which ran)')
-    faces = parser.add_argument_group('faces')
-    faces.add_argument('--detector', choices=('hog', 'cnn'), default='hog',
-                       help='dlib detector: hog (fast, default) or cnn (MMOD: finds harder faces, slow on CPU)')
-    faces.add_argument('--detector_upsample', type=int, default=1,
-                       help='times dlib doubles the image before detecting (default 1, as released)')
-    faces.add_argument('--only_largest_face', action='store_true', help='restore only the largest face of each image')
-    faces.add_argument('--aligned', action='store_true',
-                       help='inputs are aligned faces: no detection, no paste-back')
-    faces.add_argument('--landmarks_dir', type=Path, default=None,
-                       help='with --aligned: folder of <image file name>.txt files, 68 rows "x y" in the '
-                            "input image's pixels")
-    faces.add_argument('--landmark_model', choices=('dlib', 'fan'), default='dlib',
-                       help="68-point landmarks on the aligned crop: dlib (default) or fan (needs --landmark_weights)")
-    faces.add_argument('--landmark_weights', type=Path, default=None,
-                       help='local weights for the landmark model (dlib .dat, or face-alignment\'s 2DFAN4 '
-                            'TorchScript file for fan); nothing is downloaded')
-    faces.add_argument('--template', type=Path, default=None,
-                       help='FFHQ_template.npy (5 x 2, 1024 px) replacing the built-in five-point template')
-    output = parser.add_argument_group('output')
-    output.add_argument('--ext', default='png', help='output image format (default png)')
-    output.add_argument('--no_html', action='store_true', help='do not write results_dir/index.html')
-    output.add_argument('--max_input_megapixels', type=float, default=64.0,
-                        help='skip (and report) larger inputs instead of running out of memory; 0 = no limit '
-                             '(default 64: a 64-MP photo needs about 4.5 GB)')
-    output.add_argument('--max_output_megapixels', type=float, default=128.0,
-                        help='skip (and report) images whose upscaled result would be larger; 0 = no limit '
-                             '(default 128)')
-    output.add_argument('--verbose', action='store_true', help='log debugging details')
+    groups = {name: parser.add_argument_group(name) for name in ('released options', 'model', 'faces', 'output')}
+    add_arguments(parser, RestoreOptions, groups)
+    groups['model'].add_argument(
+        '--dft_levels', type=int, nargs='*', default=None, choices=(0, 1, 2, 3), metavar='LEVEL',
+        help='ablation: the feature levels (0 = stride 2 ... 3 = stride 16) that use the dictionaries; give the '
+             'flag alone for none ("0 DFT"). Default: the model\'s own')
+    groups['output'].add_argument('--verbose', action='store_true', help='log debugging details')
     return parser
 
 
@@ -111,18 +65,12 @@ def main(argv=None) -> int:
     from dfdnet.face.landmarks import LandmarkError
     from dfdnet.pipeline.options import RestoreOptions, check_run_paths
     from dfdnet.pipeline.photo import PhotoRestorer, resolve_model_paths
-    from dfdnet.pipeline.runner import RestorationRun
+    from dfdnet.pipeline.runner import FolderRestoration
     from dfdnet.utils.image_io import list_images
+    from dfdnet.utils.options import options_from_args
 
     try:
-        options = RestoreOptions(
-            test_path=args.test_path, results_dir=args.results_dir, checkpoint=args.checkpoint,
-            dict_dir=args.dict_dir, upscale_factor=args.upscale_factor, device=args.gpu_ids, detector=args.detector,
-            detector_upsample=args.detector_upsample, only_largest_face=args.only_largest_face, aligned=args.aligned,
-            landmarks_dir=args.landmarks_dir, landmark_model=args.landmark_model,
-            landmark_weights=args.landmark_weights, template_path=args.template, batch_size=args.batch_size,
-            ext=args.ext, write_html=not args.no_html, precision=args.precision,
-            max_input_megapixels=args.max_input_megapixels, max_output_megapixels=args.max_output_megapixels)
+        options = options_from_args(RestoreOptions, args)
     except ValueError as exc:
         parser.error(str(exc))
     if options.landmarks_dir is not None and not options.landmarks_dir.is_dir():
@@ -147,11 +95,11 @@ def main(argv=None) -> int:
     logger.info('model: %s', photo_restorer.model_description)
     logger.info('%d image(s) from %s -> %s', len(paths), options.test_path, options.results_dir)
     with logging_redirect_tqdm():
-        summary = RestorationRun(options, photo_restorer).run(paths)
+        summary = FolderRestoration(options, photo_restorer).run(paths)
     summary.model_load_seconds = load_seconds
     summary.write_json(options.results_dir / 'summary.json')
     print(summary.format())
-    print(f'results: {options.results_dir}' + ('' if args.no_html else f' (open {options.results_dir / "index.html"})'))
+    print(f'results: {options.results_dir}' + (f' (open {options.results_dir / "index.html"})' if options.write_html else ''))
     return 0 if summary.ok else 1
 
 

@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from dfdnet.utils.options import OptionsError, parse_options  # torch: after the arguments (instant --help)
+    from dfdnet.models.options import OptionsError, parse_options  # torch: after the arguments (instant --help)
 
     try:
         options, resolved = parse_options(args.opt, args.overrides)

@@ -138,11 +138,13 @@ def color_jitter(img: np.ndarray, strength: float, rng: np.random.Generator) -> 
 
 @dataclass
 class Degraded:
-    """A degradation result: target ``gt`` and input ``lq`` (both (H, W, 3) float32 in [0, 1]) and
-    the parameters that were drawn (for logs and manifests)."""
+    """A degradation result: target ``gt`` and input ``lq`` (both (H, W, 3) float32 in [0, 1]), the
+    parameters of the stages that ran (for logs and manifests), and ``small``: the degraded image
+    at its own resolution, before ``lq`` resized it back (what a test set stores as the input)."""
     gt: np.ndarray
     lq: np.ndarray
     params: dict = field(default_factory=dict)
+    small: np.ndarray | None = None
 
 
 class DegradationPipeline:
@@ -209,6 +211,7 @@ class DegradationPipeline:
 
     def _finish(self, gt: np.ndarray, img: np.ndarray, params: dict) -> Degraded:
         """The input resized back to the HQ size."""
+        small = img
         if img.shape[:2] != gt.shape[:2]:
             img = deg.resize(img, size=gt.shape[:2], interpolation=self.config.interpolation)
-        return Degraded(gt=gt, lq=np.ascontiguousarray(img, dtype=np.float32), params=params)
+        return Degraded(gt=gt, lq=np.ascontiguousarray(img, dtype=np.float32), params=params, small=small)

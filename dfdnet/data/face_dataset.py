@@ -19,27 +19,10 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from dfdnet.data.degradation_pipeline import DegradationPipeline
 from dfdnet.face.components import component_boxes, flip_landmarks
-from dfdnet.utils.image_io import is_image_file
+from dfdnet.face.landmarks import ALIGNED_LANDMARK_PROCEDURE, LandmarkError, aligned_face_landmarks
+from dfdnet.utils.image_io import ImageReadError, read_rgb
 
 logger = logging.getLogger(__name__)
-
-def list_images(folder) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name; an error if there are none.
-
-    ``folder`` may be a list of folders: their files in the order given.
-    """
-    if isinstance(folder, (list, tuple)):
-        if not folder:
-            raise FileNotFoundError('no image folders given')
-        return [f for one in folder for f in list_images(one)]
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f'image folder not found: {folder}')
-    files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
-    if not files:
-        raise FileNotFoundError(f'no images in {folder}')
-    return files
-
 
 def split_train_val(files: list, val_count: int, max_images: int | None = None) -> tuple[list, list]:
     """The last ``val_count`` files are held out for validation; training uses up to ``max_images`` of the rest."""
@@ -51,12 +34,9 @@ def split_train_val(files: list, val_count: int, max_images: int | None = None) 
     return train, val
 
 
-def read_rgb(path) -> np.ndarray:
-    """Read an image as float32 (H, W, 3) RGB in [0, 1]; ValueError naming the file if unreadable."""
-    raw = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if raw is None:
-        raise ValueError(f'cannot read image {path} (missing, truncated or not an image)')
-    return cv2.cvtColor(raw, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+def read_face(path) -> np.ndarray:
+    """(H, W, 3) float32 RGB in [0, 1] of an image file; ImageReadError naming the file if unreadable."""
+    return read_rgb(path).astype(np.float32) / 255.0
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
@@ -82,13 +62,16 @@ def load_landmarks(files: list, source, landmark_size: int = 512, cache_out=None
         found = {f: by_name[f.name] for f in files if f.name in by_name}
     elif source is not None:
         cache = LandmarkCache.load(source)
+        if cache.model not in ('txt', ALIGNED_LANDMARK_PROCEDURE):
+            raise ValueError(f'{source}: its landmarks were made by {cache.model!r}, not by {ALIGNED_LANDMARK_PROCEDURE!r} '
+                             '(the procedure restoration uses); delete the file to find them again')
         if not all(_under(f, cache.root) for f in files):
             cache = LandmarkCache.load(source, root=root)
         found = _from_cache(cache, files, landmark_size, source)
     else:
         if cache_out is None:
             raise ValueError('no landmark source and nowhere to cache detected landmarks')
-        cache = LandmarkCache.load_or_new(cache_out, root, face_size=landmark_size, model='dlib68')
+        cache = LandmarkCache.load_or_new(cache_out, root, face_size=landmark_size, model=ALIGNED_LANDMARK_PROCEDURE)
         if _detect_missing(cache, files, landmark_size):
             cache.save(cache_out)
         found = _from_cache(cache, files, landmark_size, cache_out)
@@ -120,34 +103,34 @@ def _from_cache(cache, files, landmark_size, where) -> dict:
 
 
 def _detect_missing(cache, files, landmark_size) -> int:
-    """Detect 68 landmarks with dlib for the files the cache has not seen (progress bar); returns how many."""
+    """68 landmarks (``aligned_face_landmarks``) of the files the cache has not seen (progress bar); returns how many."""
     from tqdm import tqdm
 
-    from dfdnet.face.detection import FaceDetector
+    from dfdnet.face.detection import aligned_presence_detectors, face_present
     from dfdnet.face.landmarks import DlibLandmarker
 
     todo = [f for f in files if not cache.has_image(f.resolve())]
     if not todo:
         return 0
-    # Aligned faces are large: try without upsampling first, then once upsampled.
-    detectors, landmarker = (FaceDetector('hog', upsample=0), FaceDetector('hog', upsample=1)), DlibLandmarker(68)
+    landmarker, presence = DlibLandmarker(68), aligned_presence_detectors()
     for path in tqdm(todo, desc='dlib 68 landmarks', unit='face'):
-        raw = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if raw is None:
-            logger.error('cannot read %s: skipped', path)
+        try:
+            rgb = read_rgb(path)
+        except ImageReadError as err:
+            logger.error('%s: skipped', err)
             cache.add(path.resolve(), flag='unreadable')
             continue
-        rgb = cv2.cvtColor(raw, cv2.COLOR_BGR2RGB)
         if rgb.shape[:2] != (landmark_size, landmark_size):
             rgb = cv2.resize(rgb, (landmark_size, landmark_size), interpolation=cv2.INTER_AREA)
-        found = detectors[0](rgb)
-        if not len(found):
-            found = detectors[1](rgb)
-        if not len(found):
+        if not face_present(rgb, presence):
             logger.warning('no face found in %s: skipped', path)
             cache.add(path.resolve(), flag='no_face')
             continue
-        cache.add(path.resolve(), landmarker(rgb, found.boxes[0]))
+        try:
+            cache.add(path.resolve(), aligned_face_landmarks(rgb, landmarker))
+        except LandmarkError as exc:
+            logger.warning('%s: %s: skipped', path, exc)
+            cache.add(path.resolve(), flag='landmark_failed')
     return len(todo)
 
 
@@ -184,7 +167,7 @@ class FaceDataset(Dataset):
     def load_hq(self, index: int) -> np.ndarray:
         """The HQ face ``index`` as float32 (S, S, 3) RGB in [0, 1]."""
         path = self.files[index]
-        img = read_rgb(path)
+        img = read_face(path)
         if img.shape[0] != img.shape[1]:
             raise ValueError(f'{path}: aligned faces must be square, got {img.shape[1]}x{img.shape[0]}')
         if img.shape[0] != self.image_size:

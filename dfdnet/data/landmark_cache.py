@@ -9,7 +9,8 @@ key              dtype / shape        meaning
 ``version``      int64 ()             format version (1)
 ``root``         str ()               folder the image paths are relative to (absolute, POSIX)
 ``face_size``    int64 ()             side of the aligned face the landmarks are in (512)
-``model``        str ()               what made the landmarks (e.g. ``dlib68``, ``txt``)
+``model``        str ()               what made the landmarks (``dlib68-aligned-box``, ``txt``); a cache
+                                      made another way is not resumed
 ``paths``        str (N,)             image path relative to ``root`` (POSIX separators)
 ``face_index``   int32 (N,)           face number within the image (0 for an aligned face;
                                       0, 1, ... for the faces of a photo aligned with ``--align``)
@@ -33,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dfdnet.face.landmarks import landmark_file_for, read_landmarks, write_landmarks
+from dfdnet.face.landmarks import ALIGNED_LANDMARK_PROCEDURE, landmark_file_for, read_landmarks, write_landmarks
 from dfdnet.utils.files import atomic_path, read_npz
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class LandmarkCache:
     relative to ``root``.
     """
 
-    def __init__(self, root, face_size: int = 512, model: str = 'dlib68'):
+    def __init__(self, root, face_size: int = 512, model: str = ALIGNED_LANDMARK_PROCEDURE):
         self.root = Path(os.path.abspath(root))  # symlinks inside the root are kept as they are
         self.face_size = int(face_size)
         self.model = str(model)
@@ -216,14 +217,19 @@ class LandmarkCache:
         return cache
 
     @classmethod
-    def load_or_new(cls, path, root, face_size: int = 512, model: str = 'dlib68') -> 'LandmarkCache':
-        """Resume from ``path`` when it exists (checking root and face size), else an empty cache."""
+    def load_or_new(cls, path, root, face_size: int, model: str) -> 'LandmarkCache':
+        """Resume from ``path`` when it exists (checking root, face size and the procedure ``model``
+        that made it), else an empty cache."""
         path = Path(path)
         if not path.is_file():
             return cls(root, face_size, model)
         cache = cls.load(path)
         if cache.root != Path(os.path.abspath(root)):
             logger.warning('landmark cache %s was made for %s, not %s: starting a new one', path, cache.root, root)
+            return cls(root, face_size, model)
+        if cache.model != model:
+            logger.warning('landmark cache %s was made by %r, not %r: finding the landmarks again', path,
+                           cache.model, model)
             return cls(root, face_size, model)
         if cache.face_size != face_size:
             raise ValueError(f'{path}: landmarks are for {cache.face_size}-px faces, this run uses {face_size}')

@@ -1,6 +1,7 @@
 """Paired synthetic test sets from held-out high-quality faces (paper §4 protocol, Eq. 11 preset).
 
-For every HQ face and every setting the degradation parameters are drawn from a generator seeded by
+Every setting is a ``DegradationConfig`` run by ``DegradationPipeline``, the implementation training
+uses. For every HQ face and every setting the parameters are drawn from a generator seeded by
 ``(seed, setting name, image name)``, so one image's degradation does not depend on which other
 images are in the set, and the same inputs and seed give byte-identical outputs.
 
@@ -21,7 +22,7 @@ Output layout (``out_dir``)::
     landmarks/<name>.png.txt         dlib 68 landmarks of the GT ("x y" rows, released format)
     <setting>/lq/<name>.png          degraded input resized back to size × size (bicubic)
     <setting>/lq_small/<name>.png    the degraded input at its low resolution
-    <setting>/params.json            the drawn parameters of every image
+    <setting>/params.json            the parameters of the stages that ran, for every image
     manifest.json                    seed, sources, settings, files, skipped inputs
 """
 from __future__ import annotations
@@ -30,7 +31,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,37 +40,26 @@ import numpy as np
 from tqdm import tqdm
 
 from dfdnet.data import degradations as deg
+from dfdnet.data.degradation_pipeline import PRESETS, SHIPPED_MOTION_KERNELS, DegradationConfig, DegradationPipeline
+from dfdnet.face.landmarks import ALIGNED_LANDMARK_PROCEDURE
 from dfdnet.utils.files import atomic_path
-from dfdnet.utils.image_io import is_image_file
+from dfdnet.utils.image_io import list_face_images, read_rgb, write_image
 
 logger = logging.getLogger(__name__)
 
 
-
-@dataclass(frozen=True)
-class DegradationSetting:
-    """Ranges of one test setting; ``(low, high, step)`` grids as the paper's {low:step:high}.
-    ``blur`` False: no blur at all (the clean setting)."""
-    name: str
-    scale: tuple = (4.0, 4.0, 0.1)
-    gaussian_sigma: tuple = (1.0, 5.0, 0.1)
-    motion_prob: float = 0.0
-    noise_sigma: tuple = (0.0, 15.0, 1.0)
-    jpeg_quality: tuple | None = None
-    blur: bool = True
-
-
+# Each setting is a ``DegradationConfig``: the test set and training share one implementation.
 SETTINGS = {
-    'x4': DegradationSetting('x4', scale=(4.0, 4.0, 0.1)),
-    'x8': DegradationSetting('x8', scale=(8.0, 8.0, 0.1)),
-    'eq11': DegradationSetting('eq11', scale=(1.0, 8.0, 0.1), motion_prob=0.5, jpeg_quality=(40, 80, 1)),
+    'x4': DegradationConfig(motion_prob=0.0, scale=(4.0, 4.0), jpeg_prob=0.0),
+    'x8': DegradationConfig(motion_prob=0.0, scale=(8.0, 8.0), jpeg_prob=0.0),
+    'eq11': PRESETS['paper'],
     # A good face at half resolution: a restorer must not make it worse.
-    'clean_x2': DegradationSetting('clean_x2', scale=(2.0, 2.0, 0.1), noise_sigma=(0.0, 0.0, 1.0), blur=False),
+    'clean_x2': DegradationConfig(blur_prob=0.0, scale=(2.0, 2.0), noise_prob=0.0, jpeg_prob=0.0),
     # Two mixes outside Eq. 11's recipe, for robustness reports: no blur; mild blur.
-    'x4_noise_jpeg': DegradationSetting('x4_noise_jpeg', noise_sigma=(5.0, 15.0, 1.0), jpeg_quality=(50, 90, 1),
-                                        blur=False),
-    'x4_blur_noise_jpeg': DegradationSetting('x4_blur_noise_jpeg', gaussian_sigma=(1.0, 3.0, 0.1),
-                                             noise_sigma=(5.0, 15.0, 1.0), jpeg_quality=(50, 90, 1)),
+    'x4_noise_jpeg': DegradationConfig(blur_prob=0.0, scale=(4.0, 4.0), noise_sigma=(5.0, 15.0),
+                                       jpeg_quality=(50, 90)),
+    'x4_blur_noise_jpeg': DegradationConfig(motion_prob=0.0, gaussian_sigma=(1.0, 3.0), scale=(4.0, 4.0),
+                                            noise_sigma=(5.0, 15.0), jpeg_quality=(50, 90)),
 }
 
 
@@ -96,69 +85,9 @@ class MakeTestsetReport:
     skipped: dict = field(default_factory=dict)
 
 
-def grid_draw(rng: np.random.Generator, low: float, high: float, step: float) -> float:
-    """A value of the grid low, low + step, ..., high, uniformly (rounded to 10 decimals)."""
-    count = int(math.floor((high - low) / step + 1e-9)) + 1
-    return round(low + step * int(rng.integers(0, count)), 10)
-
-
 def setting_rng(seed: int, setting: str, name: str) -> np.random.Generator:
     """The generator of one (setting, image): independent of the other images."""
     return np.random.default_rng([int(seed), zlib.crc32(setting.encode()), zlib.crc32(name.encode())])
-
-
-def sample_parameters(setting: DegradationSetting, rng: np.random.Generator, num_kernels: int) -> dict:
-    """Draw one image's parameters; every value is drawn in a fixed order whether used or not."""
-    use_motion = bool(rng.random() < setting.motion_prob)
-    sigma = grid_draw(rng, *setting.gaussian_sigma)
-    kernel_index = int(rng.integers(0, num_kernels)) if num_kernels else -1
-    scale = grid_draw(rng, *setting.scale)
-    noise = grid_draw(rng, *setting.noise_sigma)
-    noise_seed = int(rng.integers(0, 2 ** 63))
-    quality = int(grid_draw(rng, *setting.jpeg_quality)) if setting.jpeg_quality else None
-    params = {'scale': scale, 'noise_sigma': noise, 'noise_seed': noise_seed, 'jpeg_quality': quality}
-    if setting.blur and use_motion and num_kernels:
-        params['motion_kernel'] = kernel_index
-    elif setting.blur:
-        params['gaussian_sigma'] = sigma
-    return params
-
-
-def degrade(hq: np.ndarray, params: dict, kernels: list) -> np.ndarray:
-    """Apply drawn ``params`` to an (H, W, 3) float32 HQ face -> the small LQ (float32, [0, 1])."""
-    if 'motion_kernel' in params:
-        img = deg.filter_kernel(hq, kernels[params['motion_kernel']])
-    elif 'gaussian_sigma' in params:
-        img = deg.gaussian_blur(hq, params['gaussian_sigma'])
-    else:
-        img = hq
-    height, width = hq.shape[:2]
-    if params['scale'] > 1:
-        img = deg.resize(img, size=(max(1, round(height / params['scale'])), max(1, round(width / params['scale']))))
-    img = deg.add_gaussian_noise(img, params['noise_sigma'], np.random.default_rng(params['noise_seed']))
-    if params['jpeg_quality'] is not None:
-        img = deg.jpeg_compress(img, params['jpeg_quality'])
-    return img
-
-
-def list_images(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise FileNotFoundError(f'image folder not found: {folder}')
-    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """Read an image as (H, W, 3) uint8 RGB; ValueError naming the file if unreadable."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f'cannot read image {path} (missing, corrupt or unsupported format)')
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def write_rgb(path: Path, img_uint8: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(img_uint8, cv2.COLOR_RGB2BGR)):
-            raise OSError(f'OpenCV could not write {path}')
 
 
 def write_json(path: Path, content) -> None:
@@ -171,7 +100,7 @@ def collect_sources(sources, report: MakeTestsetReport) -> list[tuple[str, Path]
     clashing name with different pixels is prefixed by its folder name."""
     chosen, seen_hashes, names = [], {}, set()
     for folder in map(Path, sources):
-        for path in list_images(folder):
+        for path in list_face_images(folder):
             try:
                 digest = hashlib.sha1(read_rgb(path).tobytes()).hexdigest()
             except ValueError as exc:
@@ -205,16 +134,14 @@ def build_testset(options: MakeTestsetOptions, face_models=None) -> MakeTestsetR
     if (out_dir / 'manifest.json').exists() and not options.overwrite:
         raise FileExistsError(f'{out_dir} already holds a test set (manifest.json); pass overwrite to replace it')
 
-    kernels, kernel_source = [], None
-    if any(SETTINGS[s].motion_prob > 0 for s in options.settings):
-        from dfdnet.data.motion_kernels import load_kernel_set
-
-        if options.motion_kernels is not None:
-            kernel_source = Path(options.motion_kernels)
-        else:
-            from dfdnet.data.degradation_pipeline import SHIPPED_MOTION_KERNELS
-            kernel_source = SHIPPED_MOTION_KERNELS
-        kernels = [np.asarray(k, dtype=np.float64) for k in load_kernel_set(kernel_source)]
+    pipelines, kernel_source = {}, None
+    for setting_name in options.settings:
+        config = SETTINGS[setting_name]
+        if config.blur_prob > 0 and config.motion_prob > 0:
+            if options.motion_kernels is not None:
+                config = dataclasses.replace(config, motion_kernels=str(options.motion_kernels))
+            kernel_source = config.motion_kernels or SHIPPED_MOTION_KERNELS
+        pipelines[setting_name] = DegradationPipeline(config)
     if options.landmarks and face_models is None:
         from dfdnet.metrics.face_dlib import DlibFaceModels
         face_models = DlibFaceModels()
@@ -236,21 +163,19 @@ def build_testset(options: MakeTestsetOptions, face_models=None) -> MakeTestsetR
             report.skipped[str(path)] = str(exc)
             logger.warning('%s', exc)
             continue
-        write_rgb(out_dir / 'gt' / f'{name}.png', hq_uint8)
+        write_image(out_dir / 'gt' / f'{name}.png', hq_uint8)
         if options.landmarks:
             from dfdnet.data.landmark_cache import write_landmark_txt
 
-            box = face_models.face_box(hq_uint8)
-            write_landmark_txt(out_dir / 'landmarks' / f'{name}.png.txt', face_models.landmarks68(hq_uint8, box))
+            write_landmark_txt(out_dir / 'landmarks' / f'{name}.png.txt', face_models.landmarks68(hq_uint8))
         hq = hq_uint8.astype(np.float32) / 255.0
         for setting_name in options.settings:
-            setting = SETTINGS[setting_name]
-            params = sample_parameters(setting, setting_rng(options.seed, setting_name, name), len(kernels))
-            small = deg.to_uint8(degrade(hq, params, kernels))
+            sample = pipelines[setting_name](hq, setting_rng(options.seed, setting_name, name))
+            small = deg.to_uint8(sample.small)
             full = deg.to_uint8(deg.resize(small.astype(np.float32) / 255.0, size=hq.shape[:2]))
-            write_rgb(out_dir / setting_name / 'lq_small' / f'{name}.png', small)
-            write_rgb(out_dir / setting_name / 'lq' / f'{name}.png', full)
-            all_params[setting_name][name] = params
+            write_image(out_dir / setting_name / 'lq_small' / f'{name}.png', small)
+            write_image(out_dir / setting_name / 'lq' / f'{name}.png', full)
+            all_params[setting_name][name] = sample.params
         report.names.append(name)
     for setting_name, params in all_params.items():
         write_json(out_dir / setting_name / 'params.json', params)
@@ -258,9 +183,9 @@ def build_testset(options: MakeTestsetOptions, face_models=None) -> MakeTestsetR
         'seed': options.seed, 'size': options.size,
         'sources': [str(s) for s in options.sources],
         'motion_kernels': str(kernel_source) if kernel_source else None,
-        'settings': {s: dataclasses.asdict(SETTINGS[s]) for s in options.settings},
+        'settings': {s: dataclasses.asdict(pipelines[s].config) for s in options.settings},
         'images': report.names, 'skipped': report.skipped,
-        'landmarks': 'dlib68 on gt' if options.landmarks else None,
+        'landmarks': f'{ALIGNED_LANDMARK_PROCEDURE} on gt' if options.landmarks else None,
     })
     logger.info('wrote %d faces x %d settings to %s (%d inputs skipped)', len(report.names),
                 len(options.settings), out_dir, len(report.skipped))

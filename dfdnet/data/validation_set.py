@@ -18,19 +18,14 @@ from torch.utils.data import Dataset
 
 from dfdnet.data.degradation_pipeline import DegradationConfig, DegradationPipeline
 from dfdnet.data.degradations import to_uint8
-from dfdnet.data.face_dataset import read_rgb, to_tensor
+from dfdnet.data.face_dataset import read_face, to_tensor
 from dfdnet.face.components import component_boxes
 from dfdnet.utils.files import atomic_path
+from dfdnet.utils.image_io import write_image
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = 'manifest.json'
-
-
-def _write_png(path: Path, img: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(to_uint8(img), cv2.COLOR_RGB2BGR)):
-            raise OSError(f'cannot write {path}')
 
 
 def make_validation_set(folder, files, landmarks: dict, image_size: int, degradation: DegradationConfig,
@@ -60,14 +55,14 @@ def make_validation_set(folder, files, landmarks: dict, image_size: int, degrada
     pipeline = DegradationPipeline(degradation)
     items = []
     for i, (path, points) in enumerate(faces):
-        img = read_rgb(path)
+        img = read_face(path)
         if img.shape[:2] != (image_size, image_size):
             img = np.clip(cv2.resize(img, (image_size, image_size), interpolation=cv2.INTER_AREA), 0, 1)
         points = np.asarray(points, np.float64) * (image_size / landmark_size)
         sample = pipeline(img, np.random.default_rng((int(seed), i)))
         stem = f'{i:04d}_{path.stem}'
-        _write_png(folder / 'gt' / f'{stem}.png', sample.gt)
-        _write_png(folder / 'lq' / f'{stem}.png', sample.lq)
+        write_image(folder / 'gt' / f'{stem}.png', to_uint8(sample.gt))
+        write_image(folder / 'lq' / f'{stem}.png', to_uint8(sample.lq))
         items.append({'name': stem, 'source': str(path.resolve()),
                       'boxes': component_boxes(points, image_size).tolist(),
                       'params': sample.params})
@@ -80,7 +75,8 @@ def make_validation_set(folder, files, landmarks: dict, image_size: int, degrada
 
 
 class ValidationDataset(Dataset):
-    """Reads a folder made by ``make_validation_set``: dict(lq, gt, boxes, path) like ``FaceDataset``."""
+    """Reads a folder made by ``make_validation_set``: dict(lq, gt, boxes, path) like ``FaceDataset``, with
+    ``group``: 'clean' for the clean/mild faces (degradation ``clean_prob``), 'degraded' otherwise."""
 
     def __init__(self, folder):
         self.folder = Path(folder)
@@ -95,6 +91,7 @@ class ValidationDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         item = self.items[index]
-        return {'lq': to_tensor(read_rgb(self.folder / 'lq' / f'{item["name"]}.png')),
-                'gt': to_tensor(read_rgb(self.folder / 'gt' / f'{item["name"]}.png')),
-                'boxes': torch.tensor(item['boxes'], dtype=torch.int64), 'path': item['name'], 'index': index}
+        return {'lq': to_tensor(read_face(self.folder / 'lq' / f'{item["name"]}.png')),
+                'gt': to_tensor(read_face(self.folder / 'gt' / f'{item["name"]}.png')),
+                'boxes': torch.tensor(item['boxes'], dtype=torch.int64), 'path': item['name'], 'index': index,
+                'group': 'clean' if 'clean_scale' in item.get('params', {}) else 'degraded'}

@@ -20,12 +20,13 @@ from tqdm import tqdm
 
 from dfdnet.archs.dictionary import dictionary_file_name
 from dfdnet.data.landmark_cache import LandmarkCache
-from dfdnet.dictionary.faces import compute_landmarks, list_face_images, load_aligned_face
+from dfdnet.dictionary.faces import compute_landmarks, list_dictionary_images, load_aligned_face
 from dfdnet.dictionary.feature_store import FeatureStore, samples_hash
 from dfdnet.dictionary.features import extract_samples, feature_layout, file_sha256, load_encoder
 from dfdnet.dictionary.kmeans import kmeans
 from dfdnet.dictionary.options import BuildOptions
 from dfdnet.errors import UnreadableFileError
+from dfdnet.face.landmarks import ALIGNED_LANDMARK_PROCEDURE
 from dfdnet.utils.device import select_device
 from dfdnet.utils.files import atomic_path, check_npy, read_json
 from dfdnet.utils.image_io import ImageReadError
@@ -204,14 +205,14 @@ def build_dictionary(options: BuildOptions) -> BuildSummary:
     cache_dir = options.cache_folder()
     if not root.is_dir():
         raise DictionaryBuildError(f'input folder not found: {root}')
-    images = list_face_images(root)
+    images = list_dictionary_images(root)
     if not images:
         raise DictionaryBuildError(f'no images found under {root}')
     faces_opts = options.faces
     faces_opts.face_size = config.image_size
     landmark_path = options.landmark_cache_path()
     cache = LandmarkCache.load_or_new(landmark_path, root, config.image_size,
-                                      'txt' if options.landmarks_dir else 'dlib68')
+                                      'txt' if options.landmarks_dir else ALIGNED_LANDMARK_PROCEDURE)
     t0 = time.time()
     compute_landmarks(images, root, cache, landmark_path, faces_opts, options.max_faces, options.landmarks_dir)
     seconds['landmarks'] = time.time() - t0

@@ -22,8 +22,9 @@ import numpy as np
 from tqdm import tqdm
 
 from dfdnet.data.landmark_cache import LandmarkCache, load_landmark_folder
-from dfdnet.face.alignment import alignment_transforms, aligned_box, warp_face
-from dfdnet.face.components import component_boxes
+from dfdnet.face.alignment import alignment_transforms, face_template, warp_face
+from dfdnet.face.detection import FaceDetector, aligned_presence_detectors, face_present
+from dfdnet.face.landmarks import LandmarkError, aligned_face_landmarks
 from dfdnet.utils.image_io import ImageReadError, list_images, read_image, to_rgb8
 
 logger = logging.getLogger(__name__)
@@ -34,21 +35,19 @@ HELD_OUT_FOLDERS = ('ffhq_gpen', 'ffhq512_redegnet')
 
 @dataclass
 class FaceOptions:
-    """How faces are found. ``detector``/``upsample`` are for photos (``align``); the aligned
-    face itself is searched with the HOG detector at ``aligned_upsample`` (then, if it finds
-    nothing, with ``fallback_detector``) before its 68 landmarks."""
+    """How faces are found. ``detector``/``upsample`` are for photos (``align``); every aligned
+    face gets its 68 landmarks from ``dfdnet.face.landmarks.aligned_face_landmarks``, as at
+    restoration."""
     face_size: int = 512
     align: bool = False
     detector: str = 'hog'
     upsample: int = 1
     detect_max_side: int = 1600
     min_face_size: int = 64
-    aligned_upsample: int = 0
-    fallback_detector: str | None = None   # 'cnn': retry an aligned face HOG missed (slow on CPU)
     save_every: int = 50
 
 
-def list_face_images(root) -> list[Path]:
+def list_dictionary_images(root) -> list[Path]:
     """Images under ``root`` (recursive, sorted), without the held-out FFHQ folders (warned about)."""
     root = Path(os.path.abspath(root))
     images = list_images(root)
@@ -81,51 +80,35 @@ def resize_face(image_rgb8: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image_rgb8, (size, size), interpolation=interp)
 
 
-def landmarks_plausible(points: np.ndarray, size: int) -> bool:
-    """Landmarks that can be used: finite, inside the face (10% margin) and with non-empty boxes."""
-    if not np.all(np.isfinite(points)):
-        return False
-    margin = 0.1 * size
-    if points.min() < -margin or points.max() > size + margin:
-        return False
-    boxes = component_boxes(points, size)
-    return bool(np.all(boxes[:, 2] > boxes[:, 0]) and np.all(boxes[:, 3] > boxes[:, 1]))
-
-
 class FaceLandmarker:
     """68 landmarks on aligned faces and (with ``align``) detection + alignment of photos."""
 
     def __init__(self, options: FaceOptions):
-        from dfdnet.face.detection import FaceDetector
         from dfdnet.face.landmarks import DlibLandmarker
 
         self.options = options
-        self.aligned_detector = FaceDetector('hog', upsample=options.aligned_upsample)
         self.landmarker68 = DlibLandmarker(68)
-        self.fallback_detector = FaceDetector(options.fallback_detector, upsample=0) \
-            if options.fallback_detector else None
+        self.presence = aligned_presence_detectors()
+        self.template = face_template(options.face_size)
         if options.align:
             self.photo_detector = FaceDetector(options.detector, upsample=options.upsample)
             self.landmarker5 = DlibLandmarker(5)
 
-    def aligned_landmarks(self, face: np.ndarray, box=None):
-        """(68, 2) landmarks of an aligned face, or a flag 'no_face' / 'landmark_failed'."""
-        size = self.options.face_size
-        if box is None:
-            found = self.aligned_detector(face)
-            if len(found) == 0 and self.fallback_detector is not None:
-                found = self.fallback_detector(face)
-            if len(found) == 0:
-                return None, 'no_face'
-            centres = (found.boxes[:, :2] + found.boxes[:, 2:]) / 2
-            box = found.boxes[int(np.argmin(np.linalg.norm(centres - size / 2, axis=1)))]
-        points = self.landmarker68(face, box)
-        if not landmarks_plausible(points, size):
+    def aligned_landmarks(self, face: np.ndarray, check_template: bool = False):
+        """(68, 2) landmarks of an aligned face and 'ok', or (None, 'no_face' / 'landmark_failed').
+        ``check_template``: the face was aligned here (found by the detector): its eyes are checked
+        against the template; otherwise a given aligned face must hold a face the detector finds."""
+        if not check_template and not face_present(face, self.presence):
+            return None, 'no_face'
+        try:
+            points = aligned_face_landmarks(face, self.landmarker68, self.template if check_template else None)
+        except LandmarkError as exc:
+            logger.debug('landmarks failed: %s', exc)
             return None, 'landmark_failed'
         return points, 'ok'
 
     def photo_faces(self, photo: np.ndarray) -> list:
-        """Every usable face of a photo: list of (aligned face, affine, box in the aligned face)."""
+        """Every usable face of a photo: list of (aligned face, affine photo -> face)."""
         opts = self.options
         height, width = photo.shape[:2]
         scale = min(1.0, opts.detect_max_side / max(height, width))
@@ -142,7 +125,7 @@ class FaceLandmarker:
             except ValueError as exc:
                 logger.warning('cannot align a face: %s', exc)
                 continue
-            faces.append((warp_face(photo, affine, opts.face_size), affine, aligned_box(box, affine)))
+            faces.append((warp_face(photo, affine, opts.face_size), affine))
         return faces
 
 
@@ -234,8 +217,8 @@ def _landmarks_of_image(landmarker: FaceLandmarker, image, rel: str, cache: Land
         cache.add(rel, flag='no_face')
         return 0
     usable = 0
-    for index, (face, affine, box) in enumerate(faces):
-        points, flag = landmarker.aligned_landmarks(face, box)
+    for index, (face, affine) in enumerate(faces):
+        points, flag = landmarker.aligned_landmarks(face, check_template=True)
         cache.add(rel, points, flag, face_index=index, affine=affine)
         usable += flag == 'ok'
         if flag != 'ok':

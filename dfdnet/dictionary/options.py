@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dfdnet.dictionary.faces import FaceOptions
-from dfdnet.utils.options import from_dict, read_yaml
+from dfdnet.utils.options import apply_overrides, from_dict, read_yaml
 
 
 @dataclass
@@ -79,12 +79,5 @@ def load_options(path=None, overrides: dict | None = None) -> BuildOptions:
     ``faces.align``) applied on top; values of None in ``overrides`` are ignored. Unknown keys and
     wrong types raise ``OptionsError`` (a ``ValueError``) naming the key."""
     values = read_yaml(path) if path is not None else {}
-    for key, value in (overrides or {}).items():
-        if value is None:
-            continue
-        target = values
-        *parents, leaf = key.split('.')
-        for parent in parents:
-            target = target.setdefault(parent, {})
-        target[leaf] = value
+    apply_overrides(values, dict(overrides or {}))
     return from_dict(BuildOptions, values, '')

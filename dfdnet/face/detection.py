@@ -55,6 +55,17 @@ def cnn_model_path(path=None) -> Path:
     return Path(face_recognition_models.cnn_face_detector_model_location())
 
 
+def face_present(image: np.ndarray, detectors) -> bool:
+    """True when any of ``detectors`` (tried in order) finds a face in ``image``: the presence check
+    of an aligned face, whose landmarks come from ``aligned_face_landmarks``, not from this box."""
+    return any(len(detector(image)) for detector in detectors)
+
+
+def aligned_presence_detectors() -> tuple:
+    """HOG without, then with, one upsampling step: finds the face of nearly every aligned crop."""
+    return FaceDetector('hog', upsample=0), FaceDetector('hog', upsample=1)
+
+
 class FaceDetector:
     """dlib face detector.
 

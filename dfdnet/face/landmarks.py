@@ -12,11 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
+from dfdnet.face.alignment import ALIGNED_FACE_BOX_512
+from dfdnet.face.components import LANDMARK_GROUPS, component_boxes
 from dfdnet.face.detection import box_to_rect
 
 logger = logging.getLogger(__name__)
 
 LANDMARK_MODELS = ('dlib', 'fan')
+# Names the procedure of ``aligned_face_landmarks`` in landmark caches, so that landmarks made
+# another way (e.g. on a detector's box, as before this procedure) are not reused as its output.
+ALIGNED_LANDMARK_PROCEDURE = 'dlib68-aligned-box'
+MAX_EYE_OFFSET = 1.0 / 6.0  # of the face size: the eye centres' distance from the template's
 
 
 class LandmarkError(ValueError):
@@ -177,3 +183,39 @@ def landmark_file_for(image_path, landmarks_dir) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def aligned_face_box(size: int) -> np.ndarray:
+    """[left, top, right, bottom] of the face in an aligned ``size``-px crop (ALIGNED_FACE_BOX_512 scaled)."""
+    return ALIGNED_FACE_BOX_512 * (size / 512.0)
+
+
+def aligned_face_landmarks(face: np.ndarray, landmarker, template=None) -> np.ndarray:
+    """68 landmarks of an aligned (S, S) face: the one procedure of restoration, dictionary
+    building, training data and evaluation, so that each sees the same points for the same face.
+
+    The landmark model runs on ``aligned_face_box(S)`` (no detector: its box varies with the
+    degradation and between detectors, and moved the points by up to 8 px). Checked: finite, inside
+    the face (10 % margin) with non-empty component boxes and, with a (5, 2) five-point
+    ``template``, both eye centres within ``MAX_EYE_OFFSET`` x S of the template's. Returns (68, 2)
+    float64 (x, y) pixels; ``LandmarkError`` saying what failed.
+    """
+    size = face.shape[1]
+    points = np.asarray(landmarker(face, aligned_face_box(size)), dtype=np.float64)
+    if points.shape != (68, 2) or not np.all(np.isfinite(points)):
+        raise LandmarkError(f'the landmark model returned {points.shape} points (or NaN)')
+    margin = 0.1 * size
+    if points.min() < -margin or points.max() > size + margin:
+        raise LandmarkError('68-point landmarks fall outside the face')
+    boxes = component_boxes(points, size)
+    if not (np.all(boxes[:, 2] > boxes[:, 0]) and np.all(boxes[:, 3] > boxes[:, 1])):
+        raise LandmarkError('68-point landmarks give an empty component box')
+    if template is not None:
+        template = np.asarray(template, dtype=np.float64)
+        eyes = np.stack([points[LANDMARK_GROUPS['left_eye'][5:]].mean(0),
+                         points[LANDMARK_GROUPS['right_eye'][5:]].mean(0)])
+        expected = np.stack([template[2:4].mean(0), template[0:2].mean(0)])
+        offset = float(np.linalg.norm(eyes - expected, axis=1).max())
+        if offset > MAX_EYE_OFFSET * size:
+            raise LandmarkError(f'68-point landmarks put the eyes {offset:.0f} px from the template')
+    return points

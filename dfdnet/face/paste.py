@@ -10,6 +10,10 @@ rather than as uint8, the blend is rounded rather than truncated, and every face
 inside the bounding box of its footprint, so a large photo never holds full-size float copies.
 Grey, RGB, RGBA (alpha resized with the image, faces leave it unchanged) and 16-bit backgrounds
 are supported; the 8-bit face is scaled by 257 onto a 16-bit background.
+
+``face_mask`` is this project's default blend: the face's own outline from its 68 landmarks (jaw,
+brows raised to the forehead), feathered in proportion to the face, so that the restored crop's
+corners (hair, background, a neighbour's face) never replace the photo's and no square seam shows.
 """
 from __future__ import annotations
 
@@ -61,6 +65,32 @@ def soft_mask(paste_affine, face_size: int, out_size, upscale: int, offset=(0, 0
     return mask
 
 
+FOREHEAD_RAISE = 0.45  # brows moved up by this fraction of the brow-to-chin height
+FEATHER = 0.08         # feather width as a fraction of the face outline's size (sqrt of its area)
+
+
+def face_mask(landmarks68, face_size: int) -> np.ndarray:
+    """Face-shaped soft mask of an aligned crop: float32 (S, S) in [0, 1].
+
+    The convex hull of the jaw (points 0-16) and of the brows (17-26) raised by ``FOREHEAD_RAISE``
+    of the brow-to-chin height, eroded and Gaussian-feathered over ``FEATHER`` x its size, so the
+    soft edge lies inside the outline and never reaches the crop's border.
+    """
+    points = np.asarray(landmarks68, dtype=np.float64)
+    brows = points[17:27].copy()
+    height = points[8, 1] - brows[:, 1].mean()
+    brows[:, 1] -= FOREHEAD_RAISE * max(height, 1.0)
+    hull = cv2.convexHull(np.round(np.concatenate([points[:17], brows])).astype(np.int32))
+    mask = np.zeros((face_size, face_size), np.float32)
+    cv2.fillConvexPoly(mask, hull, 1.0)
+    feather = max(1, int(round(FEATHER * float(mask.sum()) ** 0.5)))
+    mask[:1], mask[-1:], mask[:, :1], mask[:, -1:] = 0, 0, 0, 0  # the erosion then clears a feather's width
+    # Eroded by the feather width and blurred with sigma = width / 3: the outline lies 3 sigma out,
+    # so the blend fades to ~0 exactly at the face's edge.
+    mask = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * feather + 1, 2 * feather + 1)))
+    return cv2.GaussianBlur(mask, (0, 0), sigmaX=feather / 3.0)
+
+
 def _face_for_canvas(face: np.ndarray, channels: int, value_scale: float) -> np.ndarray:
     face = face.astype(np.float32)
     if face.ndim == 2:
@@ -72,11 +102,12 @@ def _face_for_canvas(face: np.ndarray, channels: int, value_scale: float) -> np.
     return face * value_scale
 
 
-def blend_face(canvas: np.ndarray, face: np.ndarray, paste_affine, upscale: int) -> None:
+def blend_face(canvas: np.ndarray, face: np.ndarray, paste_affine, upscale: int, mask=None) -> None:
     """Blend one face into ``canvas`` in place.
 
     canvas: (H, W, C) uint8/uint16 colour pixels (C = 1 grey or 3 RGB) of the upscaled image.
-    face: (S, S, 3) RGB uint8 restored face (or (S, S) grey); paste_affine: (2, 3) crop -> canvas.
+    face: (S, S, 3) RGB uint8 restored face (or (S, S) grey); paste_affine: (2, 3) crop -> canvas;
+    mask: (S, S) float32 in [0, 1] in crop pixels (e.g. ``face_mask``), or None: the released mask.
     """
     face_size = face.shape[0]
     height, width, channels = canvas.shape
@@ -90,19 +121,24 @@ def blend_face(canvas: np.ndarray, face: np.ndarray, paste_affine, upscale: int)
     warped = cv2.warpAffine(face_f, affine, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     warped = warped.reshape(y1 - y0, x1 - x0, channels)
-    mask = soft_mask(paste_affine, face_size, (y1 - y0, x1 - x0), upscale, offset=(x0, y0))[:, :, None]
+    if mask is None:
+        mask = soft_mask(paste_affine, face_size, (y1 - y0, x1 - x0), upscale, offset=(x0, y0))
+    else:
+        mask = cv2.warpAffine(np.asarray(mask, np.float32), affine, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    mask = mask[:, :, None]
     region = canvas[y0:y1, x0:x1].astype(np.float32)
     blended = mask * warped + (1.0 - mask) * region
     info = np.iinfo(canvas.dtype)
     canvas[y0:y1, x0:x1] = np.clip(np.rint(blended), info.min, info.max).astype(canvas.dtype)
 
 
-def paste_faces(background: np.ndarray, faces, paste_affines, upscale: int) -> np.ndarray:
+def paste_faces(background: np.ndarray, faces, paste_affines, upscale: int, masks=None) -> np.ndarray:
     """Upscale ``background`` and blend every face into it.
 
     background: (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, uint8 or uint16.
     faces: restored (S, S, 3) RGB uint8 faces; paste_affines: their (2, 3) crop -> upscaled-image
-    similarities. Returns an image of shape (H·up, W·up[, C]) with the background's dtype and
+    similarities; masks: their (S, S) crop-space masks (``face_mask``), or None for the released one. Returns an image of shape (H·up, W·up[, C]) with the background's dtype and
     channels (RGBA: alpha resized bilinearly, not changed by the faces).
     """
     if background.dtype not in (np.uint8, np.uint16):
@@ -112,14 +148,11 @@ def paste_faces(background: np.ndarray, faces, paste_affines, upscale: int) -> n
     canvas = upscaled[:, :, None] if grey else upscaled
     colour = canvas[:, :, :3] if canvas.shape[2] == 4 else canvas
     colour_view = np.ascontiguousarray(colour)
-    for face, affine in zip(faces, paste_affines):
-        blend_face(colour_view, face, affine, upscale)
+    masks = [None] * len(faces) if masks is None else list(masks)
+    for face, affine, mask in zip(faces, paste_affines, masks):
+        blend_face(colour_view, face, affine, upscale, mask)
     if canvas.shape[2] == 4:
         canvas[:, :, :3] = colour_view
         return canvas
     return colour_view[:, :, 0] if grey else colour_view
 
-
-def paste_back(background: np.ndarray, face: np.ndarray, affine, upscale: int) -> np.ndarray:
-    """One face: ``affine`` is the (2, 3) crop -> upscaled-image similarity (``paste_faces`` for many)."""
-    return paste_faces(background, [face], [affine], upscale)

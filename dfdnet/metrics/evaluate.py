@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dfdnet.metrics.psnr_ssim import calculate_psnr, calculate_ssim
-from dfdnet.utils.image_io import is_image_file
+from dfdnet.utils.image_io import is_image_file, read_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -88,13 +88,6 @@ def match_face_index_suffix(files: dict, gt_files: dict) -> dict:
     return matched
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f'cannot read image {path}')
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
 class _Context:
     """Models and per-GT caches shared by all methods."""
 
@@ -131,9 +124,19 @@ class _Context:
                 if path is not None:
                     landmarks = read_landmark_txt(path).astype(np.float64)
             if landmarks is None:
-                landmarks = models.landmarks68(gt, box)
+                landmarks = landmarks_or_none(models, gt)
             self._gt_faces[stem] = (box, landmarks, models.descriptor(gt, box))
         return self._gt_faces[stem]
+
+
+def landmarks_or_none(models, img: np.ndarray):
+    """The 68 landmarks of ``models.landmarks68`` or None when they fail its checks (NME not defined)."""
+    from dfdnet.face.landmarks import LandmarkError
+    try:
+        return models.landmarks68(img)
+    except LandmarkError as exc:
+        logger.info('no landmarks: %s', exc)
+        return None
 
 
 def _no_reference(img: np.ndarray, ctx: _Context, label: str, messages: list) -> dict:
@@ -163,7 +166,9 @@ def _full_reference(img: np.ndarray, gt: np.ndarray, stem: str, ctx: _Context) -
         descriptor = ctx.face_models.descriptor(img, box)
         row['identity'] = cosine_similarity(descriptor, gt_descriptor)
         row['identity_dist'] = float(np.linalg.norm(descriptor - gt_descriptor))
-        row['landmark_nme'] = normalised_landmark_distance(ctx.face_models.landmarks68(img, box), gt_landmarks)
+        landmarks = landmarks_or_none(ctx.face_models, img)
+        row['landmark_nme'] = (normalised_landmark_distance(landmarks, gt_landmarks)
+                               if landmarks is not None and gt_landmarks is not None else float('nan'))
     if ctx.lpips is not None:
         row['lpips'] = ctx.lpips(img, gt)
     return row

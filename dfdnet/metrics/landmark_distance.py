@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dfdnet.metrics.face_dlib import DlibFaceModels, FaceBox
+from dfdnet.metrics.face_dlib import DlibFaceModels
 
 OUTER_EYE_CORNERS = (36, 45)
 
@@ -25,14 +25,9 @@ def normalised_landmark_distance(predicted, ground_truth) -> float:
     return float(np.linalg.norm(pred - gt, axis=1).mean() / inter_ocular)
 
 
-def landmark_distance(restored, gt, models: DlibFaceModels, box: FaceBox | None = None,
-                      gt_landmarks=None) -> float:
-    """NME of dlib landmarks on ``restored`` against those of ``gt`` (or the given ``gt_landmarks``).
-
-    Both predictions use the same ``box`` (default: the face found on ``gt``) so that only the image
-    content differs.
-    """
-    box = box or models.face_box(gt)
+def landmark_distance(restored, gt, models: DlibFaceModels, gt_landmarks=None) -> float:
+    """NME of the 68 landmarks of aligned face ``restored`` against those of ``gt`` (or the given
+    ``gt_landmarks``), both by ``aligned_face_landmarks`` (the same box: only the content differs)."""
     if gt_landmarks is None:
-        gt_landmarks = models.landmarks68(gt, box)
-    return normalised_landmark_distance(models.landmarks68(restored, box), gt_landmarks)
+        gt_landmarks = models.landmarks68(gt)
+    return normalised_landmark_distance(models.landmarks68(restored), gt_landmarks)

@@ -1,7 +1,7 @@
-"""Optional learned metrics: LPIPS (``lpips`` package) and FID (``pytorch-fid``).
+"""Optional learned metric: LPIPS (``lpips`` package).
 
-Both need pretrained weights that this project never downloads. They are used only when the
-package is installed AND its weights are already in the torch hub cache
+It needs pretrained weights that this project never downloads. They are used only when the
+package is installed AND its backbone weights are already in the torch hub cache
 (``torch.hub.get_dir()/checkpoints``); otherwise ``MetricUnavailable`` says what is missing and the
 evaluation goes on without them.
 """
@@ -65,20 +65,3 @@ class LpipsMetric:
         with torch.no_grad():
             return float(self.model(to_tensor(img1), to_tensor(img2)).item())
 
-
-def fid_between_folders(folder1, folder2, device: str = 'cpu', batch_size: int = 8) -> float:
-    """FID of two image folders with pytorch-fid's Inception (2048-D pool features).
-
-    Needs ``pytorch-fid`` and its Inception weights already in the torch hub cache. With fewer than
-    a few thousand images the value is strongly biased; report it only as a relative figure.
-    """
-    if importlib.util.find_spec('pytorch_fid') is None:
-        raise MetricUnavailable('FID skipped: the `pytorch-fid` package is not installed '
-                                '(pip install pytorch-fid; its Inception weights must also be present locally)')
-    from pytorch_fid import fid_score, inception
-
-    weights = _hub_checkpoint(inception.FID_WEIGHTS_URL.rsplit('/', 1)[-1])
-    if not weights.is_file():
-        raise MetricUnavailable(f'FID skipped: the FID Inception weights are not in the torch hub cache '
-                                f'({weights}); they are not downloaded by this project')
-    return float(fid_score.calculate_fid_given_paths([str(folder1), str(folder2)], batch_size, device, 2048))

@@ -20,9 +20,9 @@ from dfdnet.utils.files import atomic_path
 
 logger = logging.getLogger(__name__)
 
-# Layers a later stage may add to a pretrained generator (weights.pretrain_new_layers): the
-# confidence blocks of the DFT levels and the full-resolution head of a 512-in, 256-core network.
-NEW_LAYER_PREFIXES = ('attn_blocks.', 'full_res_head.')
+# Layers a later stage may add to a pretrained generator (init.pretrain_new_layers): the
+# confidence blocks of the DFT levels and the full-resolution heads of a 512-in, 256-core network.
+NEW_LAYER_PREFIXES = ('attn_blocks.', 'full_res_head.', 'subpixel_head.')
 
 
 def write_random_dictionary(folder, config: GeneratorConfig, num_atoms: int, seed: int) -> Path:
@@ -50,7 +50,7 @@ def write_random_dictionary(folder, config: GeneratorConfig, num_atoms: int, see
 def build_generator(config: GeneratorConfig, weights, experiment_dir, seed: int) -> tuple[DFDNetGenerator, dict]:
     """The generator to train and a record of where its fixed parts came from.
 
-    ``weights`` is ``WeightsOptions``. Trainable layers start from ``pretrain_network_g`` or from
+    ``weights`` is ``InitOptions``. Trainable layers start from ``pretrain_network_g`` or from
     PyTorch's default initialisation under ``seed``; the encoder is frozen.
     """
     record = {}
@@ -110,4 +110,4 @@ def build_perceptual_net(train_options, net_g: DFDNetGenerator):
     """The frozen network of the perceptual loss: the generator's own encoder, or VggFace from a file."""
     if train_options.perceptual_net == 'generator':
         return net_g.vgg_extractor
-    return load_vgg_encoder('vggface', train_options.perceptual_weights_file)
+    return load_vgg_encoder('vggface', train_options.perceptual_net_file)

@@ -11,9 +11,8 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from dfdnet.data.degradations import to_uint8
 from dfdnet.losses import ReconstructionLoss, hinge_d_loss, hinge_g_loss
-from dfdnet.metrics import calculate_psnr, calculate_ssim
+from dfdnet.models.validation import score_generator
 from dfdnet.utils.precision import resolve_amp
 
 logger = logging.getLogger(__name__)
@@ -26,7 +25,7 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, options) -> torch.optim.lr_scheduler.LRScheduler:
-    """The learning-rate schedule of ``options.lr_schedule`` (an ``OptimOptions``) for one optimiser."""
+    """The learning-rate schedule of ``options.lr_schedule`` (a ``TrainOptions``) for one optimiser."""
     if options.lr_schedule == 'cosine':
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=options.total_iter, eta_min=options.min_lr)
     return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode='min', factor=options.lr_factor,
@@ -69,7 +68,7 @@ class DFDNetModel:
         net_g: ``DFDNetGenerator`` with dictionaries attached; its ``vgg_extractor`` stays frozen
             unless ``options.train_encoder``.
         net_d: ``MultiScaleDiscriminator``.
-        options: ``OptimOptions`` (losses, lr, betas, patience, EMA, amp).
+        options: ``TrainOptions`` (losses, lr, betas, patience, EMA, amp).
         device: torch device. perceptual_net: frozen feature network (default: G's encoder).
         distributed: wrap G and D in ``DistributedDataParallel``.
     """
@@ -179,26 +178,10 @@ class DFDNetModel:
         was_training = net_g.training
         net_g.eval()
         ema_ctx = self.ema.swapped_in(net_g) if (use_ema and self.ema is not None) else contextlib.nullcontext()
-        totals = {'recon_loss': 0.0, 'psnr': 0.0, 'ssim': 0.0}
-        count, images = 0, []
         with ema_ctx:
-            for batch in loader:
-                lq, gt = batch['lq'].to(self.device), batch['gt'].to(self.device)
-                with self._autocast():
-                    output = net_g(lq, batch['boxes'].to(self.device)).float()
-                for i in range(lq.shape[0]):
-                    l_rec, _ = self.recon_loss(output[i:i + 1], gt[i:i + 1])
-                    out_img, gt_img = tensor_to_uint8(output[i]), tensor_to_uint8(gt[i])
-                    totals['recon_loss'] += float(l_rec)
-                    totals['psnr'] += calculate_psnr(out_img, gt_img)
-                    totals['ssim'] += calculate_ssim(out_img, gt_img)
-                    if len(images) < keep_images:
-                        images.append((batch['path'][i], tensor_to_uint8(lq[i]), out_img, gt_img))
-                    count += 1
+            scores = score_generator(net_g, loader, self.device, self.recon_loss, self._autocast, keep_images)
         net_g.train(was_training)
-        if count == 0:
-            raise ValueError('the validation set is empty')
-        return {k: float(v / count) for k, v in totals.items()}, images
+        return scores.means(), scores.images
 
     def step_schedulers(self, val_recon_loss: float | None = None) -> None:
         """Step the schedules: 'plateau' once per validation (with its loss), 'cosine' once per iteration (without)."""
@@ -231,7 +214,3 @@ class DFDNetModel:
                 raise ValueError('the training state has no EMA weights but train.ema_decay > 0')
             self.ema.shadow = {k: v.to(self.device) for k, v in state['ema'].items()}
 
-
-def tensor_to_uint8(img: torch.Tensor) -> np.ndarray:
-    """(3, H, W) in [-1, 1] -> (H, W, 3) uint8 RGB."""
-    return to_uint8((img.detach().float().cpu().clamp(-1, 1).numpy().transpose(1, 2, 0) + 1) / 2)

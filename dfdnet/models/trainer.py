@@ -22,8 +22,7 @@ import yaml
 
 from dfdnet.archs.checkpoint import save_generator
 from dfdnet.data.degradation_pipeline import DegradationPipeline
-from dfdnet.data.face_dataset import EpochSampler, FaceDataset, build_train_loader, list_images, load_landmarks, \
-    split_train_val
+from dfdnet.data.face_dataset import EpochSampler, FaceDataset, build_train_loader, load_landmarks, split_train_val
 from dfdnet.data.validation_set import ValidationDataset, make_validation_set
 from dfdnet.models.builders import build_discriminator, build_generator, build_perceptual_net
 from dfdnet.models.dfdnet_model import DFDNetModel, unwrap
@@ -31,6 +30,7 @@ from dfdnet.models.training_state import get_rng_state, load_latest_state, load_
     save_training_state, set_rng_state
 from dfdnet.utils.device import select_device
 from dfdnet.utils.files import atomic_path, atomic_torch_save, remove_stale_temporaries
+from dfdnet.utils.image_io import list_face_images
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def prepare_experiment(options, resolved: dict, argv, resume: bool, info: DistIn
 
 
 class Trainer:
-    """Runs ``options`` (``TrainOptions``); ``run()`` trains to ``train.total_iter``."""
+    """Runs ``options`` (``ExperimentOptions``); ``run()`` trains to ``train.total_iter``."""
 
     def __init__(self, options, resolved: dict, argv=(), launcher: str = 'none', auto_resume: bool = False,
                  resume_state=None):
@@ -132,7 +132,7 @@ class Trainer:
         setup_logging(self.exp_dir / f'train_{stamp}.log' if self.info.is_main else None, self.info.is_main)
         set_seed(options.manual_seed + self.info.rank)
         self._build_data()
-        net_g, self.weights_record = build_generator(options.generator, options.weights, self.exp_dir,
+        net_g, self.init_record = build_generator(options.generator, options.init, self.exp_dir,
                                                      options.manual_seed)
         net_d = build_discriminator(options.discriminator, options.manual_seed)
         self.model = DFDNetModel(net_g, net_d, options.train, self.device, build_perceptual_net(options.train, net_g),
@@ -157,7 +157,7 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def _build_data(self) -> None:
         opt, data = self.options, self.options.train_data
-        files = list_images(data.hq_folder)
+        files = list_face_images(data.hq_folder)
         train_files, val_files = split_train_val(files, data.val_count, data.max_images)
         cache_out = self.exp_dir / 'landmarks.npz'
         if self.info.is_main:  # detection (if needed) runs once, on rank 0
@@ -282,7 +282,7 @@ class Trainer:
 
     def _save_generator(self, path: Path, use_ema: bool, **meta) -> None:
         net_g = unwrap(self.model.net_g)
-        meta = {'iteration': self.iteration, 'weights': self.weights_record, **meta}
+        meta = {'iteration': self.iteration, 'init': self.init_record, **meta}
         if use_ema and self.model.ema is not None:
             with self.model.ema.swapped_in(net_g):
                 save_generator(net_g, path, ema=True, **meta)

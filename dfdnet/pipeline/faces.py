@@ -7,16 +7,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from dfdnet.face.alignment import ALIGNED_FACE_BOX_512, alignment_transforms, face_template, warp_face
-from dfdnet.face.components import LANDMARK_GROUPS, component_boxes
-from dfdnet.face.landmarks import LandmarkError
+from dfdnet.face.alignment import alignment_transforms, face_template, warp_face
+from dfdnet.face.components import component_boxes
+from dfdnet.face.landmarks import LandmarkError, aligned_face_landmarks
 from dfdnet.pipeline.summary import StageTimer
 
 logger = logging.getLogger(__name__)
-
-# 68-point landmarks whose eyes lie further than this fraction of the crop from the template's
-# eyes are treated as failed (the 68-point model went astray on this face).
-MAX_EYE_OFFSET = 1.0 / 6.0
 
 
 @dataclass
@@ -70,21 +66,11 @@ class FacePreparer:
         self.landmarks68 = landmarks68
         self.template = face_template(self.face_size) if template is None else np.asarray(template, np.float64)
         self.only_largest = only_largest
-        self.crop_box = ALIGNED_FACE_BOX_512 * (self.face_size / 512.0)
 
     def crop_landmarks(self, crop: np.ndarray, check_template: bool = True) -> np.ndarray:
-        """68 landmarks on an aligned crop (the predictor gets the typical box of an aligned face)."""
-        points = self.landmarks68(crop, self.crop_box)
-        if points.shape != (68, 2) or not np.all(np.isfinite(points)):
-            raise LandmarkError(f'the landmark model returned {points.shape} points')
-        if check_template:
-            eyes = np.stack([points[LANDMARK_GROUPS['left_eye'][5:]].mean(0),
-                             points[LANDMARK_GROUPS['right_eye'][5:]].mean(0)])
-            expected = np.stack([self.template[2:4].mean(0), self.template[0:2].mean(0)])
-            offset = float(np.linalg.norm(eyes - expected, axis=1).max())
-            if offset > MAX_EYE_OFFSET * self.face_size:
-                raise LandmarkError(f'68-point landmarks put the eyes {offset:.0f} px from the template')
-        return points
+        """68 landmarks on an aligned crop (``aligned_face_landmarks``; the eye check against the
+        template only for crops this preparer aligned)."""
+        return aligned_face_landmarks(crop, self.landmarks68, self.template if check_template else None)
 
     def _finish(self, index, crop, landmarks68, **extra) -> PreparedFace:
         boxes = component_boxes(landmarks68, self.face_size)

@@ -2,56 +2,74 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+
+from dfdnet.face.color import COLOR_FIXES
+from dfdnet.utils.options import check_choices, option
 
 OUTPUT_EXTENSIONS = ('png', 'jpg', 'jpeg', 'bmp', 'tif', 'tiff', 'webp')
 
 
+RELEASED_CHECKPOINT = Path('checkpoints/facefh_dictionary/latest_net_G.pth')
+RELEASED_DICT_DIR = Path('DictionaryCenter512')
+PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
+PASTE_MASKS = ('face', 'released')  # dfdnet.face.paste.face_mask / soft_mask
+
+
 @dataclass
 class RestoreOptions:
-    """The options of ``test_FaceDict.py`` and of ``PhotoRestorer.from_options``.
+    """The options of ``test_FaceDict.py`` / ``dfdnet-restore`` and of ``PhotoRestorer.from_options``.
 
-    test_path: image file or folder (searched recursively); results_dir: output root (both only
-    for the command's ``RestorationRun``).
-    upscale_factor: the whole image is resized by this factor (bilinear) before paste-back.
-    device: 'auto' (a CUDA GPU if there is one, else the CPU), 'cpu', 'cuda[:N]' or GPU ids as
-    ``--gpu_ids`` takes them (``dfdnet.utils.device.select_device``).
-    checkpoint / dict_dir: generator weights and component dictionaries; None: the released files
-    when they are in place, else the model shipped with the package (``resolve_model_paths``).
-    detector: 'hog' or 'cnn' (dlib); detector_upsample: dlib upsampling steps.
-    only_largest_face: restore only the largest detected face of each image.
-    aligned: inputs are aligned faces (no detection, no paste-back).
-    landmarks_dir: released ``<image file name>.txt`` 68-point files for aligned inputs.
-    landmark_model: 'dlib' (68-point shape predictor) or 'fan' (needs ``landmark_weights``).
-    landmark_weights: local weights for the landmark model (dlib .dat or FAN TorchScript).
-    template_path: optional FFHQ_template.npy (5 x 2, 1024 px) replacing the built-in template.
-    batch_size: faces per generator forward. ext: output image format.
-    precision: 'auto' (bf16 where the hardware has it natively, else fp32), 'fp32', 'bf16' or 'fp16'.
-    max_input_megapixels / max_output_megapixels: an image larger than this (input as stored;
-    output after the upscale factor) is reported and skipped instead of exhausting memory (a
-    12000x8000 photo needs about 6.5 GB); 0 = no limit.
+    Each field is declared once, with its command-line flag and help (``dfdnet.utils.options.option``);
+    the command's parser is made from these fields. Paths may be given as strings.
     """
-    test_path: Path | None = None
-    results_dir: Path | None = None
-    checkpoint: Path | None = None
-    dict_dir: Path | None = None
-    upscale_factor: int = 4
-    device: str = 'auto'
-    detector: str = 'hog'
-    detector_upsample: int = 1
-    only_largest_face: bool = False
-    aligned: bool = False
-    landmarks_dir: Path | None = None
-    landmark_model: str = 'dlib'
-    landmark_weights: Path | None = None
-    template_path: Path | None = None
-    batch_size: int = 4
-    ext: str = 'png'
-    write_html: bool = True
-    precision: str = 'auto'
-    max_input_megapixels: float = 64.0
-    max_output_megapixels: float = 128.0
+    test_path: Path | None = option(None, 'an image file, or a folder searched recursively', group='released options',
+                                    cli_default='TestData')
+    results_dir: Path | None = option(None, 'output root; must not be or contain the input',
+                                      group='released options', cli_default='results')
+    upscale_factor: int = option(4, 'whole-image upscale factor (bilinear, before paste-back)',
+                                 group='released options')
+    device: str = option('auto', "GPU id, e.g. '0'; '-1' = CPU; 'auto' = the first GPU if CUDA is available, else "
+                         "the CPU (also 'cpu' / 'cuda:N'; dfdnet.utils.device.select_device)", flag='--gpu_ids',
+                         group='released options')
+    checkpoint: Path | None = option(None, "generator weights: released latest_net_G.pth, BasicSR port or this "
+                                     f"project's format (default: {RELEASED_CHECKPOINT} when it exists, else the "
+                                     "model shipped with the package, dfdnet/pretrained/default)", group='model')
+    dict_dir: Path | None = option(None, 'component dictionaries: a DictionaryCenter512 folder or the BasicSR .pth '
+                                   f"(default: {RELEASED_DICT_DIR} with the released checkpoint, else the shipped "
+                                   "model's)", group='model')
+    batch_size: int = option(4, 'faces per generator forward', group='model')
+    precision: str = option('auto', 'auto: bf16 where the hardware has it natively (CUDA with bf16, a CPU with '
+                            'AMX-BF16 or AVX512-BF16), else fp32; the log says which ran', choices=PRECISIONS,
+                            group='model')
+    detector: str = option('hog', 'dlib detector: hog (fast) or cnn (MMOD: finds harder faces, slow on CPU)',
+                           choices=('hog', 'cnn'), group='faces')
+    detector_upsample: int = option(1, 'times dlib doubles the image before detecting (1 as released)', group='faces')
+    only_largest_face: bool = option(False, 'restore only the largest face of each image', group='faces')
+    aligned: bool = option(False, 'inputs are aligned faces: no detection, no paste-back', group='faces')
+    landmarks_dir: Path | None = option(None, 'with --aligned: folder of released <image file name>.txt files, 68 '
+                                        'rows "x y" in the input image\'s pixels', group='faces')
+    landmark_model: str = option('dlib', '68-point landmarks on the aligned crop: dlib or fan (needs '
+                                 '--landmark_weights)', choices=('dlib', 'fan'), group='faces')
+    landmark_weights: Path | None = option(None, "local weights for the landmark model (dlib .dat, or "
+                                           "face-alignment's 2DFAN4 TorchScript file for fan); nothing is "
+                                           "downloaded", group='faces')
+    template_path: Path | None = option(None, 'FFHQ_template.npy (5 x 2, 1024 px) replacing the built-in '
+                                        'five-point template', flag='--template', group='faces')
+    ext: str = option('png', 'output image format', choices=OUTPUT_EXTENSIONS, group='output')
+    color_fix: str = option('none', "match each restored face's low-frequency colour to its input: none, adain "
+                            '(channel mean and deviation) or wavelet (the input\'s low-pass under the restored '
+                            'detail); grey inputs stay grey', choices=COLOR_FIXES, group='output')
+    paste_mask: str = option('face', "face: a soft mask of the face's outline from its 68 landmarks (no square "
+                             "seam); released: the released feathered square", choices=PASTE_MASKS,
+                             group='output')
+    write_html: bool = option(True, 'do not write results_dir/index.html', flag='--no_html', negate=True,
+                              group='output')
+    max_input_megapixels: float = option(64.0, 'skip (and report) larger inputs instead of running out of memory '
+                                         '(a 64-MP photo needs about 4.5 GB); 0 = no limit', group='output')
+    max_output_megapixels: float = option(128.0, 'skip (and report) images whose upscaled result would be larger; '
+                                          '0 = no limit', group='output')
 
     def __post_init__(self):
         for name in ('test_path', 'results_dir', 'checkpoint', 'dict_dir', 'landmarks_dir', 'landmark_weights',
@@ -60,23 +78,13 @@ class RestoreOptions:
             if value is not None:
                 setattr(self, name, Path(value))
         self.ext = self.ext.lower().lstrip('.')
-        if self.ext not in OUTPUT_EXTENSIONS:
-            raise ValueError(f'--ext must be one of {OUTPUT_EXTENSIONS}, got {self.ext!r}')
+        check_choices(self)
         if self.upscale_factor < 1:
             raise ValueError(f'--upscale_factor must be >= 1, got {self.upscale_factor}')
         if self.max_input_megapixels < 0 or self.max_output_megapixels < 0:
             raise ValueError('--max_input_megapixels and --max_output_megapixels must be >= 0 (0 = no limit)')
         if self.batch_size < 1:
             raise ValueError(f'--batch_size must be >= 1, got {self.batch_size}')
-        if self.detector not in ('hog', 'cnn'):
-            raise ValueError(f"--detector must be 'hog' or 'cnn', got {self.detector!r}")
-        if self.precision not in ('auto', 'fp32', 'bf16', 'fp16'):
-            raise ValueError(f"--precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
-        if self.landmark_model not in ('dlib', 'fan'):
-            raise ValueError(f"--landmark_model must be 'dlib' or 'fan', got {self.landmark_model!r}")
-
-    def to_dict(self) -> dict:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
 
 def check_run_paths(test_path, results_dir) -> None:

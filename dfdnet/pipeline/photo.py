@@ -17,18 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
-from dfdnet.face.paste import paste_faces
+from dfdnet.face.paste import face_mask, paste_faces
 from dfdnet.pipeline.faces import FacePreparer, PreparedFace, SkippedFace
-from dfdnet.pipeline.options import RestoreOptions
-from dfdnet.pipeline.restorer import FaceRestorer
+from dfdnet.pipeline.options import PASTE_MASKS, RELEASED_CHECKPOINT, RELEASED_DICT_DIR, RestoreOptions
+from dfdnet.pipeline.restorer import CropRestorer
 from dfdnet.pipeline.summary import StageTimer
 from dfdnet.utils.device import select_device
 from dfdnet.utils.image_io import ImageSizeError, to_rgb8
 
 logger = logging.getLogger(__name__)
 
-RELEASED_CHECKPOINT = Path('checkpoints/facefh_dictionary/latest_net_G.pth')
-RELEASED_DICT_DIR = Path('DictionaryCenter512')
 
 
 def shipped_model_dir() -> Path:
@@ -92,13 +90,16 @@ class RestoredPhoto:
 class PhotoRestorer:
     """A generator, its face tools and the paste-back, built once and used for every photo.
 
-    preparer: a ``FacePreparer`` (detection, alignment, landmarks); restorer: a ``FaceRestorer``
+    preparer: a ``FacePreparer`` (detection, alignment, landmarks); restorer: a ``CropRestorer``
     (the generator, batched); upscale_factor: the photo is resized by it before paste-back.
     ``from_options`` builds all of it from ``RestoreOptions`` (the command line's options).
     """
 
-    def __init__(self, preparer: FacePreparer, restorer: FaceRestorer, upscale_factor: int = 4,
-                 model_description: str = '', max_output_megapixels: float = 0.0):
+    def __init__(self, preparer: FacePreparer, restorer: CropRestorer, upscale_factor: int = 4,
+                 model_description: str = '', max_output_megapixels: float = 0.0, paste_mask: str = 'face'):
+        if paste_mask not in PASTE_MASKS:
+            raise ValueError(f'paste_mask must be one of {PASTE_MASKS}, got {paste_mask!r}')
+        self.paste_mask = paste_mask
         self.preparer = preparer
         self.restorer = restorer
         self.upscale_factor = int(upscale_factor)
@@ -123,8 +124,9 @@ class PhotoRestorer:
         description = (f'{source}: {checkpoint} + {dict_dir} (DFDNet{config.image_size}{core}, width '
                        f'{config.width}, DFT levels {list(config.dft_levels)}; {generator.precision} on {device})')
         preparer = build_preparer(options, config.image_size, device)
-        return cls(preparer, FaceRestorer(generator, device=device, batch_size=options.batch_size),
-                   options.upscale_factor, description, options.max_output_megapixels)
+        return cls(preparer, CropRestorer(generator, device=device, batch_size=options.batch_size,
+                                          color_fix=options.color_fix),
+                   options.upscale_factor, description, options.max_output_megapixels, options.paste_mask)
 
     @property
     def face_size(self) -> int:
@@ -140,8 +142,12 @@ class PhotoRestorer:
                              '--upscale_factor or raise the limit')
 
     def paste(self, image: np.ndarray, faces, restored_faces) -> np.ndarray:
-        """``image`` resized by the upscale factor with ``restored_faces`` pasted at ``faces``."""
-        return paste_faces(image, list(restored_faces), [face.paste_affine for face in faces], self.upscale_factor)
+        """``image`` resized by the upscale factor with ``restored_faces`` pasted at ``faces`` (with
+        ``face_mask`` of each face's landmarks, or the released square mask)."""
+        masks = ([face_mask(face.landmarks68, self.face_size) for face in faces] if self.paste_mask == 'face'
+                 else None)
+        return paste_faces(image, list(restored_faces), [face.paste_affine for face in faces], self.upscale_factor,
+                           masks)
 
     def enhance(self, image: np.ndarray, timer: StageTimer | None = None) -> RestoredPhoto:
         """Restore every face of ``image``: (H, W, 3) RGB or (H, W) grey, uint8 or uint16."""

@@ -6,6 +6,8 @@ import logging
 import numpy as np
 import torch
 
+from dfdnet.face.color import COLOR_FIXES, color_fix
+
 logger = logging.getLogger(__name__)
 
 
@@ -27,17 +29,21 @@ def _is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or 'out of memory' in str(exc).lower()
 
 
-class FaceRestorer:
+class CropRestorer:
     """Restores aligned faces with a DFDNet generator, ``batch_size`` faces per forward.
 
     generator: a module called as ``generator(images (B, 3, S, S) in [-1, 1], boxes (B, 4, 4))``
-    (``load_generator`` returns one in eval mode); device: where it lives. On an out-of-memory
-    error the batch is split in halves and retried.
+    (``load_generator`` returns one in eval mode); device: where it lives; color_fix: 'none',
+    'adain' or 'wavelet' (``dfdnet.face.color``: each restored face's colour matched to its input
+    crop). On an out-of-memory error the batch is split in halves and retried.
     """
 
-    def __init__(self, generator, device='cpu', batch_size: int = 4):
+    def __init__(self, generator, device='cpu', batch_size: int = 4, color_fix: str = 'none'):
         if batch_size < 1:
             raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+        if color_fix not in COLOR_FIXES:
+            raise ValueError(f'color_fix must be one of {COLOR_FIXES}, got {color_fix!r}')
+        self.color_fix = color_fix
         self.generator = generator
         self.device = torch.device(device)
         self.batch_size = int(batch_size)
@@ -63,7 +69,7 @@ class FaceRestorer:
                 box_tensor = torch.as_tensor(np.stack(boxes), dtype=torch.long, device=self.device)
                 output = self.generator(images, box_tensor)
                 self.forward_calls += 1
-                return tensor_to_faces(output)
+            return [color_fix(face, crop, self.color_fix) for face, crop in zip(tensor_to_faces(output), crops)]
         except RuntimeError as exc:
             if len(crops) == 1 or not _is_out_of_memory(exc):
                 raise

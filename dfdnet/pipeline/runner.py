@@ -71,7 +71,7 @@ class ImageJob:
     failed: bool = False
 
 
-class RestorationRun:
+class FolderRestoration:
     """Runs ``options`` over files with the steps of a ``PhotoRestorer`` (detect and align, restore,
     paste back), batching faces across photos and writing the released output folders."""
 
@@ -234,6 +234,15 @@ class RestorationRun:
 
     def _write_page(self, paths) -> None:
         try:
-            write_results_page(self.options.results_dir / 'index.html', [self.rows[p] for p in paths if p in self.rows])
+            summary = self.summary
+            per_image = summary.seconds_per_image()
+            info = {'model': self.photo_restorer.model_description,
+                    'images': f'{summary.images_done} restored, {len(summary.failed)} failed',
+                    'faces': str(summary.faces_restored),
+                    'time per image': f'{per_image:.2f} s' if per_image is not None else 'n/a',
+                    'paste-back': self.photo_restorer.paste_mask,
+                    'colour fix': self.photo_restorer.restorer.color_fix}
+            write_results_page(self.options.results_dir / 'index.html', [self.rows[p] for p in paths if p in self.rows],
+                               info=info)
         except Exception as exc:  # the page is a convenience; never fail the run for it
             logger.warning('cannot write %s: %s', self.options.results_dir / 'index.html', exc)

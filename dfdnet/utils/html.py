@@ -16,12 +16,25 @@ from dfdnet.utils.files import atomic_path
 
 @dataclass
 class ImageRow:
-    """One image's entry. ``columns`` maps a column title to the picture files shown in it."""
+    """One image's entry. ``columns`` maps a column title to the picture files shown in it:
+    'input' and 'final' make the photo's before/after pair; 'aligned crops' and 'restored faces'
+    (the same number, in face order) the per-face pairs; any other column is listed after them."""
     name: str
     columns: dict = field(default_factory=dict)
     note: str = ''
 
 
+# Fits a 1400-px window without horizontal scrolling: pictures never exceed their column.
+PAGE_STYLE = """
+body{font-family:sans-serif;margin:0 auto;padding:8px 16px;max-width:1600px;box-sizing:border-box}
+h2{margin:8px 0} .info{color:#444;margin:0 0 12px 0;overflow-wrap:anywhere}
+.image{border-top:1px solid #ccc;padding:8px 0} .name{font-weight:bold;overflow-wrap:anywhere}
+.note{color:#a33} .pair{display:flex;gap:8px;align-items:flex-start}
+.pair figure{flex:1 1 0;min-width:0;margin:0} .pair img{width:100%;height:auto;max-height:70vh;object-fit:contain}
+.faces{display:flex;flex-wrap:wrap;gap:12px;margin-top:8px} .face{display:flex;gap:4px}
+.face figure{margin:0;width:192px} .face img{width:192px;height:192px;object-fit:contain}
+figcaption{font-size:12px;color:#555;overflow-wrap:anywhere}
+"""
 def _raw_name(text) -> bytes:
     """The bytes a file name stands for (``os.fsencode``; other lone surrogates kept, UTF-8 encoded)."""
     try:
@@ -40,42 +53,55 @@ def relative_url(picture, base) -> str:
     return quote(_raw_name(Path(os.path.relpath(picture, base)).as_posix()), safe='/')
 
 
-def write_results_page(path, rows, title: str = 'DFDNet results', thumb_height: int = 256) -> Path:
-    """Write ``path`` (index.html) with one table row per ``ImageRow``; picture links are relative."""
+def write_results_page(path, rows, title: str = 'DFDNet results', info: dict | None = None) -> Path:
+    """Write ``path`` (index.html): per ``ImageRow``, the photo before and after at equal widths and
+    every face's aligned crop beside its restored face; ``info`` (e.g. model, precision, seconds per
+    image) is shown under the title. Picture links are relative; every name is escaped."""
     import dominate
     from dominate import tags
 
     path = Path(path)
     base = path.parent
+
+    def figure(picture, caption):
+        link = relative_url(picture, base)
+        with tags.figure():
+            with tags.a(href=link):
+                tags.img(src=link, alt=readable(Path(picture).name), loading='lazy')
+            tags.figcaption(readable(caption))
+
     doc = dominate.document(title=readable(title))
     with doc.head:
         tags.meta(charset='utf-8')
-        tags.style('body{font-family:sans-serif} td{vertical-align:top;padding:4px} '
-                   f'img{{height:{thumb_height}px;margin:2px}} .note{{color:#a33}}')
+        tags.meta(name='viewport', content='width=device-width, initial-scale=1')
+        tags.style(PAGE_STYLE)
     with doc:
         tags.h2(readable(title))
-        titles = []
+        if info:
+            tags.p('; '.join(f'{readable(k)}: {readable(v)}' for k, v in info.items()), cls='info')
         for row in rows:
-            for name in row.columns:
-                if name not in titles:
-                    titles.append(name)
-        with tags.table(border=1, style='border-collapse:collapse'):
-            with tags.tr():
-                tags.th('image')
-                for name in titles:
-                    tags.th(readable(name))
-            for row in rows:
-                with tags.tr():
-                    with tags.td():
-                        tags.p(readable(row.name))
-                        if row.note:
-                            tags.p(readable(row.note), cls='note')
-                    for name in titles:
-                        with tags.td():
-                            for picture in row.columns.get(name, []):
-                                link = relative_url(picture, base)
-                                with tags.a(href=link):
-                                    tags.img(src=link, title=readable(Path(picture).name))
+            with tags.div(cls='image'):
+                tags.div(readable(row.name), cls='name')
+                if row.note:
+                    tags.div(readable(row.note), cls='note')
+                before, after = row.columns.get('input', []), row.columns.get('final', [])
+                if before and after:
+                    with tags.div(cls='pair'):
+                        figure(before[0], 'input')
+                        figure(after[0], 'restored')
+                crops, restored = row.columns.get('aligned crops', []), row.columns.get('restored faces', [])
+                with tags.div(cls='faces'):
+                    for index, face in enumerate(restored):
+                        with tags.div(cls='face'):
+                            if index < len(crops):
+                                figure(crops[index], f'face {index:02d}: input')
+                            figure(face, f'face {index:02d}: restored')
+                    shown = {'aligned crops', 'restored faces'} | ({'input', 'final'} if before and after else set())
+                    for name, pictures in row.columns.items():
+                        if name not in shown:
+                            for picture in pictures:
+                                with tags.div(cls='face'):
+                                    figure(picture, name)
     with atomic_path(path) as tmp:
         tmp.write_text(doc.render(), encoding='utf-8')
     return path

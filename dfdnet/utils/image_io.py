@@ -55,6 +55,7 @@ def list_images(root, exclude=None) -> list:
 
     Image-like files of kinds that may not decode (e.g. .heic) are listed too: ``read_image`` then
     reports them. ``exclude``: a folder whose contents are skipped (e.g. a results folder in ``root``).
+    For a dataset's flat folders of faces, see ``list_face_images``.
     """
     root = Path(root)
     if root.is_file():
@@ -70,6 +71,22 @@ def list_images(root, exclude=None) -> list:
             continue
         found.append(path)
     return found
+
+
+def list_face_images(folders) -> list:
+    """Decodable image files directly in ``folders`` (one folder or a list), sorted by name within
+    each folder, the folders in the order given; FileNotFoundError naming a missing or empty folder."""
+    if isinstance(folders, (list, tuple)):
+        if not folders:
+            raise FileNotFoundError('no image folders given')
+        return [f for one in folders for f in list_face_images(one)]
+    folder = Path(folders)
+    if not folder.is_dir():
+        raise FileNotFoundError(f'image folder not found: {folder}')
+    files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p) and not p.name.startswith('.'))
+    if not files:
+        raise FileNotFoundError(f'no images in {folder}')
+    return files
 
 
 class ImageMetadata(NamedTuple):
@@ -204,7 +221,7 @@ def encode_image(image: np.ndarray, ext: str) -> bytes:
     ext = ext if ext.startswith('.') else '.' + ext
     if image.dtype == np.uint16 and ext.lower() not in _SIXTEEN_BIT_EXTENSIONS:
         logger.warning('%s cannot hold 16-bit pixels: writing 8 bits', ext)
-        image = (image.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+        image = to_8bit(image)
     if image.ndim == 3 and image.shape[2] == 4 and ext.lower() in ('.jpg', '.jpeg', '.bmp', '.ppm'):
         logger.warning('%s cannot hold an alpha channel: dropping it', ext)
         image = image[:, :, :3]
@@ -225,7 +242,7 @@ def write_image(path, image: np.ndarray) -> Path:
     return path
 
 
-def to_uint8(image: np.ndarray) -> np.ndarray:
+def to_8bit(image: np.ndarray) -> np.ndarray:
     """8-bit copy of a uint8/uint16 image (16-bit values are divided by 257 and rounded)."""
     if image.dtype == np.uint8:
         return image
@@ -236,10 +253,15 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 def to_rgb8(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB of any image ``read_image`` returns (grey replicated, alpha dropped)."""
-    image = to_uint8(image)
+    image = to_8bit(image)
     if image.ndim == 2:
         return np.repeat(image[:, :, None], 3, axis=2)
     return np.ascontiguousarray(image[:, :, :3])
+
+
+def read_rgb(path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of an image file (``read_image`` then ``to_rgb8``); ImageReadError naming the file."""
+    return to_rgb8(read_image(path))
 
 
 def match_input_format(rgb: np.ndarray, reference: np.ndarray) -> np.ndarray:

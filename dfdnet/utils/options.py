@@ -1,187 +1,22 @@
-"""Training options: one YAML file parsed once into typed dataclasses.
+"""Typed options from YAML: mappings parsed once into dataclasses.
 
-Unknown keys are errors that name the key; ``--set a.b=value`` overrides (value parsed as YAML)
-are applied before parsing. ``to_dict`` gives the resolved options back for archiving.
+Unknown keys are errors that name the key; ``key.path=value`` overrides (value parsed as YAML) or
+``{dotted key: value}`` mappings are applied before parsing; ``to_dict`` gives the resolved options
+back for archiving. Each command declares its own options next to the code that uses them
+(``dfdnet.models.options``, ``dfdnet.dictionary.options``, ``dfdnet.pipeline.options``).
 """
 from __future__ import annotations
 
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from dfdnet.archs.dfdnet_arch import GeneratorConfig
-from dfdnet.data.degradation_pipeline import DegradationConfig
-from dfdnet.losses.reconstruction import PIXEL_LOSSES
-
 
 class OptionsError(ValueError):
     """An options file or override is invalid (the message names the key and the file)."""
-
-
-@dataclass
-class WeightsOptions:
-    """Where the generator's fixed parts come from (never silently random).
-
-    pretrain_network_g: a generator checkpoint (this project's, released or BasicSR) to start from.
-    encoder_weights: a VGG state-dict file for the encoder (torchvision vgg19 / VGG16-layout VggFace).
-    random_encoder_seed: explicitly use a random encoder (smoke tests only); recorded in the experiment.
-    dictionaries: a dictionary folder (16 .npy) or BasicSR .pth, e.g. made by build_dictionary.py.
-    random_dictionary_seed / random_dictionary_atoms: explicitly generate random dictionaries
-        (smoke tests only), written to experiments/<name>/random_dictionary/.
-    """
-    pretrain_network_g: str | None = None
-    encoder_weights: str | None = None
-    random_encoder_seed: int | None = None
-    dictionaries: str | None = None
-    random_dictionary_seed: int | None = None
-    random_dictionary_atoms: int = 8
-    pretrain_new_layers: bool = False  # layers pretrain_network_g lacks (confidence blocks) keep their init
-
-
-@dataclass
-class DiscriminatorOptions:
-    scales: tuple = (1, 2, 4, 8)
-    base_channels: int = 64
-    num_down: int = 3
-    max_channels: int = 512
-
-
-@dataclass
-class TrainDataOptions:
-    """HQ aligned faces with 68 landmarks, degraded on the fly.
-
-    hq_folder: folder of aligned square faces (read in sorted order).
-    landmarks: a landmark cache (.npz) or a folder of released-format ``<name>.txt``; if None,
-        landmarks are detected with dlib's 68-point model once and cached in the experiment.
-    landmark_size: side of the faces the landmarks refer to (scaled to image_size).
-    max_images: use only the first N faces (after the validation hold-out); None = all.
-    val_count: the last N faces of the folder are held out for the validation set.
-    batch_size: per process (per GPU).
-    """
-    hq_folder: str | tuple = ''
-    landmarks: str | None = None
-    landmark_size: int = 512
-    max_images: int | None = None
-    val_count: int = 0
-    flip_prob: float = 0.5
-    batch_size: int = 4
-    num_workers: int = 4
-    pin_memory: bool = True
-    persistent_workers: bool = True
-    prefetch_factor: int = 2
-    degradation: DegradationConfig = field(default_factory=DegradationConfig)
-
-
-@dataclass
-class ValOptions:
-    """Fixed, seeded degraded validation set made once (written to ``folder``, then reused).
-
-    folder: where the set is written; default experiments/<name>/val_set.
-    freq: validate every ``freq`` iterations; num_save_images: restored faces saved per validation.
-    """
-    folder: str | None = None
-    seed: int = 1234
-    freq: int = 5000
-    num_save_images: int = 4
-    degradation: DegradationConfig = field(default_factory=DegradationConfig)
-
-
-@dataclass
-class OptimOptions:
-    """Losses, optimisers and schedule (paper §3.3 / §4.1)."""
-    total_iter: int = 300000
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    betas: tuple = (0.5, 0.999)
-    pixel_weight: float = 100.0
-    pixel_loss: str = 'mse'  # 'mse' (paper) or 'psnr': mean of 10 log10(MSE) per face (losses/reconstruction.py)
-    psnr_floor_db: float = 40.0  # pixel_loss psnr: faces better than this weigh no more than at it
-    perceptual_weights: tuple = (0.5, 1.0, 2.0, 4.0)
-    perceptual_net: str = 'generator'  # 'generator' (its own encoder) or 'vggface' (a user file)
-    perceptual_weights_file: str | None = None
-    adversarial_weights: tuple = (4.0, 2.0, 1.0, 1.0)
-    lr_schedule: str = 'plateau'  # 'plateau' (paper: x lr_factor when validation stalls) or 'cosine' (to min_lr at total_iter)
-    lr_patience: int = 5
-    lr_factor: float = 0.5
-    min_lr: float = 1e-7
-    ema_decay: float = 0.0  # 0 = no EMA of G
-    amp: str | None = None  # None, 'bf16', 'fp16' or 'auto' (bf16 where the hardware has it natively)
-    find_unused_parameters: bool = True
-    train_encoder: bool = False  # train the VGG encoder too (a first, 0-DFT stage; pixel loss only)
-
-    @property
-    def use_discriminator(self) -> bool:
-        """False when every adversarial weight is 0: no D forward or step at all."""
-        return any(float(w) for w in self.adversarial_weights)
-
-    def __post_init__(self):
-        if self.train_encoder and self.perceptual_net == 'generator' and any(self.perceptual_weights):
-            raise OptionsError('train.train_encoder with perceptual_net: generator would compute the perceptual '
-                               'loss with the encoder being trained; set train.perceptual_weights to zeros')
-        if self.lr_schedule not in ('plateau', 'cosine'):
-            raise OptionsError(f"train.lr_schedule must be 'plateau' or 'cosine', got {self.lr_schedule!r}")
-        if self.pixel_loss not in PIXEL_LOSSES:
-            raise OptionsError(f'train.pixel_loss must be one of {PIXEL_LOSSES}, got {self.pixel_loss!r}')
-        if self.perceptual_net not in ('generator', 'vggface'):
-            raise OptionsError(f"train.perceptual_net must be 'generator' or 'vggface', got {self.perceptual_net!r}")
-        if self.perceptual_net == 'vggface' and not self.perceptual_weights_file:
-            raise OptionsError('train.perceptual_net is vggface: set train.perceptual_weights_file')
-        if self.amp not in (None, 'bf16', 'fp16', 'auto'):
-            raise OptionsError(f"train.amp must be null, 'bf16', 'fp16' or 'auto', got {self.amp!r}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise OptionsError(f'train.ema_decay must be in [0, 1), got {self.ema_decay}')
-        if self.total_iter < 1:
-            raise OptionsError(f'train.total_iter must be >= 1, got {self.total_iter}')
-
-
-@dataclass
-class LoggerOptions:
-    print_freq: int = 100
-    save_checkpoint_freq: int = 5000
-    use_tb_logger: bool = True
-
-
-@dataclass
-class TrainOptions:
-    """Everything one training run needs; ``name`` picks experiments/<name>/."""
-    name: str = ''
-    manual_seed: int = 0
-    device: str = 'auto'  # 'auto', 'cpu', 'cuda', 'cuda:1', ...
-    experiments_root: str = 'experiments'
-    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    weights: WeightsOptions = field(default_factory=WeightsOptions)
-    discriminator: DiscriminatorOptions = field(default_factory=DiscriminatorOptions)
-    train_data: TrainDataOptions = field(default_factory=TrainDataOptions)
-    val: ValOptions = field(default_factory=ValOptions)
-    train: OptimOptions = field(default_factory=OptimOptions)
-    logger: LoggerOptions = field(default_factory=LoggerOptions)
-
-    def __post_init__(self):
-        if not self.name or '/' in self.name or self.name.startswith('.'):
-            raise OptionsError(f'a top-level "name" (a plain folder name) is required, got {self.name!r}')
-        if self.generator.image_size % (max(self.discriminator.scales) * 2 ** self.discriminator.num_down):
-            raise OptionsError('generator.image_size must be divisible by max(discriminator.scales) * '
-                               '2**discriminator.num_down')
-        if len(self.train.adversarial_weights) != len(self.discriminator.scales):
-            raise OptionsError(f'train.adversarial_weights has {len(self.train.adversarial_weights)} values for '
-                               f'{len(self.discriminator.scales)} discriminator scales')
-        w = self.weights
-        if not (w.pretrain_network_g or w.encoder_weights or w.random_encoder_seed is not None):
-            raise OptionsError('no encoder weights: set weights.pretrain_network_g, weights.encoder_weights, or '
-                               'explicitly weights.random_encoder_seed (random encoder, smoke tests only)')
-        if self.generator.dft_levels and not (w.dictionaries or w.random_dictionary_seed is not None):
-            raise OptionsError('no dictionaries: set weights.dictionaries, or explicitly '
-                               'weights.random_dictionary_seed (random atoms, smoke tests only)')
-        if not self.train_data.hq_folder:
-            raise OptionsError('train_data.hq_folder is required')
-
-    @property
-    def experiment_dir(self) -> Path:
-        return Path(self.experiments_root) / self.name
 
 
 def _convert(value, hint, where: str):
@@ -262,18 +97,25 @@ def to_dict(obj):
 
 
 def apply_overrides(data: dict, overrides) -> dict:
-    """Apply ``key.path=value`` strings (value parsed as YAML) to a nested dict, in place."""
-    for item in overrides or ():
-        if '=' not in item:
-            raise OptionsError(f'override {item!r} is not of the form key.path=value')
-        key, raw = item.split('=', 1)
-        parts = key.strip().split('.')
+    """Apply overrides to a nested dict, in place: ``key.path=value`` strings (value parsed as YAML),
+    or a mapping ``{'key.path': value}`` whose values are taken as they are (None: not given)."""
+    if isinstance(overrides, dict):
+        items = [(key, value) for key, value in overrides.items() if value is not None]
+    else:
+        items = []
+        for item in overrides or ():
+            if '=' not in item:
+                raise OptionsError(f'override {item!r} is not of the form key.path=value')
+            key, raw = item.split('=', 1)
+            items.append((key.strip(), yaml.safe_load(raw)))
+    for key, value in items:
+        *parents, leaf = key.split('.')
         node = data
-        for part in parts[:-1]:
+        for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise OptionsError(f'override {item!r}: {part} is not a section')
-        node[parts[-1]] = yaml.safe_load(raw)
+                raise OptionsError(f'override {key!r}: {part} is not a section')
+        node[leaf] = value
     return data
 
 
@@ -291,13 +133,72 @@ def read_yaml(path) -> dict:
     return data
 
 
-def parse_options(path, overrides=()) -> tuple[TrainOptions, dict]:
-    """Read a YAML file, apply overrides, return (typed options, resolved plain dict)."""
-    path = Path(path)
-    data = read_yaml(path)
-    apply_overrides(data, overrides)
-    try:
-        options = from_dict(TrainOptions, data)
-    except OptionsError as exc:
-        raise OptionsError(f'{path}: {exc}') from exc
-    return options, to_dict(options)
+# ---------------------------------------------------------------- command-line flags from fields
+def option(default, help: str, flag: str | None = None, choices=None, group: str | None = None,
+           cli_default=dataclasses.MISSING, negate: bool = False, **kwargs):
+    """A dataclass field that is also a command-line flag: the one declaration of the option.
+
+    flag: the flag's name (default ``--<field name>``); choices: the allowed values, checked by
+    ``check_choices`` and by the parser; group: the ``--help`` section; cli_default: the
+    command's default where it differs from the library's; negate: a bool field set False by
+    the flag (e.g. ``--no_html`` for ``write_html``). Other keyword arguments go to ``field``.
+    """
+    metadata = {'help': help, 'flag': flag, 'choices': tuple(choices) if choices else None, 'group': group,
+                'cli_default': cli_default, 'negate': negate}
+    return dataclasses.field(default=default, metadata=metadata, **kwargs)
+
+
+def _flag_fields(cls):
+    return [f for f in dataclasses.fields(cls) if 'help' in f.metadata]
+
+
+def flag_name(cls, name: str) -> str:
+    """The command-line flag of field ``name`` of ``cls`` (for error messages)."""
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return field.metadata.get('flag') or f'--{name}'
+
+
+def add_arguments(parser, cls, groups: dict | None = None) -> None:
+    """Add a flag to ``parser`` for every ``option`` field of dataclass ``cls`` (dest = field name).
+
+    groups: {group name: an argparse group}; a field's flag goes to its group (created on demand).
+    The type comes from the annotation (int, float, str, Path; ``X | None`` as X).
+    """
+    groups = {} if groups is None else groups
+    hints = typing.get_type_hints(cls)
+    for f in _flag_fields(cls):
+        meta = f.metadata
+        target = parser
+        if meta['group']:
+            if meta['group'] not in groups:
+                groups[meta['group']] = parser.add_argument_group(meta['group'])
+            target = groups[meta['group']]
+        default = f.default if meta['cli_default'] is dataclasses.MISSING else meta['cli_default']
+        flag = meta['flag'] or f'--{f.name}'
+        hint = hints[f.name]
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        if hint is bool:
+            target.add_argument(flag, dest=f.name, action='store_false' if meta['negate'] else 'store_true',
+                                help=meta['help'])
+            continue
+        # The choices are listed here and checked by the dataclass (check_choices, after any
+        # normalisation such as '.PNG' -> 'png'), whose ValueError the command reports.
+        choices = f' (one of: {", ".join(map(str, meta["choices"]))})' if meta['choices'] else ''
+        target.add_argument(flag, dest=f.name, type=hint, default=default, metavar=flag.lstrip('-').upper(),
+                            help=meta['help'] + choices + (f' (default {default})' if default not in (None, '') else ''))
+
+
+def options_from_args(cls, args, **extra):
+    """``cls`` built from the parsed flags of its ``option`` fields (plus ``extra`` fields)."""
+    return cls(**{f.name: getattr(args, f.name) for f in _flag_fields(cls)}, **extra)
+
+
+def check_choices(obj) -> None:
+    """ValueError naming the flag when an ``option`` field with choices holds another value."""
+    for f in _flag_fields(type(obj)):
+        choices = f.metadata['choices']
+        value = getattr(obj, f.name)
+        if choices and value not in choices:
+            flag = f.metadata['flag'] or f'--{f.name}'
+            raise ValueError(f'{flag} must be one of {", ".join(map(str, choices))}; got {value!r}')

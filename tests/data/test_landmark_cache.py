@@ -6,6 +6,7 @@ import pytest
 
 from dfdnet.data.landmark_cache import (LandmarkCache, load_landmark_folder, read_landmark_txt,
                                         write_landmark_txt)
+from dfdnet.face.landmarks import ALIGNED_LANDMARK_PROCEDURE
 
 
 def random_points(seed):
@@ -35,8 +36,10 @@ def test_merge_and_resume(tmp_path):
     first = LandmarkCache(tmp_path)
     first.add('a.png', random_points(0))
     first.save(tmp_path / 'lm.npz')
-    resumed = LandmarkCache.load_or_new(tmp_path / 'lm.npz', tmp_path)
+    resumed = LandmarkCache.load_or_new(tmp_path / 'lm.npz', tmp_path, 512, ALIGNED_LANDMARK_PROCEDURE)
     assert resumed.has_image('a.png')
+    # landmarks made another way (e.g. on a detector's box) are not resumed as this procedure's
+    assert len(LandmarkCache.load_or_new(tmp_path / 'lm.npz', tmp_path, 512, 'dlib68-hog-box')) == 0
     other = LandmarkCache(tmp_path)
     other.add('a.png', random_points(5))
     other.add('b.png', random_points(1))

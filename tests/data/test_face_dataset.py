@@ -5,11 +5,12 @@ import torch
 import yaml
 
 from dfdnet.data.degradation_pipeline import DegradationConfig, DegradationPipeline
-from dfdnet.data.face_dataset import EpochSampler, FaceDataset, build_train_loader, list_images, load_landmarks, \
+from dfdnet.data.face_dataset import EpochSampler, FaceDataset, build_train_loader, load_landmarks, \
     split_train_val
 from dfdnet.data.validation_set import ValidationDataset, make_validation_set
 from dfdnet.face.components import component_boxes
-from dfdnet.utils.options import OptionsError, parse_options
+from dfdnet.utils.image_io import list_face_images
+from dfdnet.models.options import OptionsError, parse_options
 
 SIZE = 256
 
@@ -17,7 +18,7 @@ SIZE = 256
 @pytest.fixture(scope='module')
 def realvgg(shared_data):
     """(files, landmarks) of the 13 released test faces with their 68-point .txt files."""
-    files = list_images(shared_data / 'faces_lq' / 'dfdnet_realvgg')
+    files = list_face_images(shared_data / 'faces_lq' / 'dfdnet_realvgg')
     landmarks = load_landmarks(files, shared_data / 'faces_lq' / 'dfdnet_realvgg_landmarks')
     assert len(landmarks) == len(files) == 13
     return files, landmarks
@@ -131,9 +132,9 @@ def test_options_parse_validate_and_override(tmp_path):
     with pytest.raises(OptionsError, match='crop_mode'):
         parse_options(SMOKE, ['generator.crop_mode=nearest'])
     with pytest.raises(OptionsError, match='no encoder weights'):
-        parse_options(SMOKE, ['weights.random_encoder_seed=null'])
+        parse_options(SMOKE, ['init.random_encoder_seed=null'])
     with pytest.raises(OptionsError, match='no dictionaries'):
-        parse_options(SMOKE, ['weights.random_dictionary_seed=null'])
+        parse_options(SMOKE, ['init.random_dictionary_seed=null'])
 
 
 def test_paper_options_file_parses():
@@ -155,21 +156,46 @@ def test_cli_reports_option_errors(capsys):
 def test_build_generator_ablations_and_refusals(tmp_path):
     from dfdnet.archs.dfdnet_arch import GeneratorConfig
     from dfdnet.models.builders import build_generator
-    from dfdnet.utils.options import WeightsOptions
+    from dfdnet.models.options import InitOptions
 
     cfg = dict(image_size=SIZE, part_sizes=(40, 40, 32, 56))
     with pytest.raises(ValueError, match='no encoder weights'):
-        build_generator(GeneratorConfig(**cfg), WeightsOptions(random_dictionary_seed=0), tmp_path, 0)
-    no_dft, record = build_generator(GeneratorConfig(dft_levels=(), **cfg), WeightsOptions(random_encoder_seed=1),
+        build_generator(GeneratorConfig(**cfg), InitOptions(random_dictionary_seed=0), tmp_path, 0)
+    no_dft, record = build_generator(GeneratorConfig(dft_levels=(), **cfg), InitOptions(random_encoder_seed=1),
                                      tmp_path, 0)
     assert no_dft.dictionaries is None and record == {'random_encoder_seed': 1}
     assert not any(p.requires_grad for p in no_dft.vgg_extractor.parameters())
     raw, record = build_generator(GeneratorConfig(use_cadain=False, dft_levels=(2, 3), **cfg),
-                                  WeightsOptions(random_encoder_seed=1, random_dictionary_seed=2,
+                                  InitOptions(random_encoder_seed=1, random_dictionary_seed=2,
                                                  random_dictionary_atoms=3), tmp_path, 0)
     assert raw.dictionaries.standardized is False and raw.dictionaries.num_atoms == 3
     assert record['random_dictionary_seed'] == 2 and (tmp_path / 'random_dictionary_seed2').is_dir()
     # same seeds, same weights
-    again, _ = build_generator(GeneratorConfig(dft_levels=(), **cfg), WeightsOptions(random_encoder_seed=1),
+    again, _ = build_generator(GeneratorConfig(dft_levels=(), **cfg), InitOptions(random_encoder_seed=1),
                                tmp_path, 0)
     assert all(torch.equal(a, b) for a, b in zip(no_dft.state_dict().values(), again.state_dict().values()))
+
+
+def test_validation_scores_per_face_and_group(realvgg, tmp_path):
+    from torch.utils.data import DataLoader
+
+    from dfdnet.metrics import calculate_psnr
+    from dfdnet.models.validation import score_generator, tensor_to_uint8
+
+    files, landmarks = realvgg
+    _, val = split_train_val(files, val_count=4)
+    config = DegradationConfig(clean_prob=0.5, clean_scale=(1.0, 1.0))  # a clean face is its GT exactly
+    dataset = ValidationDataset(make_validation_set(tmp_path / 'val', val, landmarks, SIZE, config, seed=3))
+    expected = ['clean' if 'clean_scale' in item['params'] else 'degraded' for item in dataset.items]
+    assert set(expected) == {'clean', 'degraded'}, 'seed 3 should give both groups'
+
+    scores = score_generator(lambda lq, boxes: lq, DataLoader(dataset, batch_size=3), keep_images=1)
+    assert scores.groups == expected and len(scores.images) == 1 and not scores.recon_loss
+    for i, group in enumerate(expected):
+        psnr = calculate_psnr(tensor_to_uint8(dataset[i]['lq']), tensor_to_uint8(dataset[i]['gt']))
+        assert scores.psnr[i] == psnr and (group == 'clean') == (psnr == float('inf'))
+    groups = scores.group_psnr()
+    assert groups['clean'] == (float('inf'), expected.count('clean'))
+    assert groups['degraded'][1] == expected.count('degraded') and 15 < groups['degraded'][0] < 40
+    with pytest.raises(ValueError, match='empty'):
+        score_generator(lambda lq, boxes: lq, [])

@@ -93,7 +93,7 @@ def test_multiscale_discriminator_shapes_and_spectral_norm():
 
 def test_psnr_pixel_loss_weighs_every_face_in_db():
     from dfdnet.losses.reconstruction import ReconstructionLoss
-    from dfdnet.utils.options import OptimOptions, OptionsError
+    from dfdnet.models.options import TrainOptions, OptionsError
 
     floor = 4e-5  # the MSE on [-1, 1] of a 50 dB face
     loss = ReconstructionLoss(torch.nn.Identity(), 1.0, (0.0, 0.0, 0.0, 0.0), pixel_loss='psnr', psnr_floor_db=50)
@@ -118,4 +118,4 @@ def test_psnr_pixel_loss_weighs_every_face_in_db():
     with pytest.raises(ValueError, match='pixel_loss'):
         ReconstructionLoss(torch.nn.Identity(), 1.0, (0.0,) * 4, pixel_loss='l1')
     with pytest.raises(OptionsError, match='pixel_loss'):
-        OptimOptions(pixel_loss='l1')
+        TrainOptions(pixel_loss='l1')

@@ -63,9 +63,9 @@ def test_stale_temporaries_of_a_killed_writer_are_removed(tmp_path):
 
 def test_cosine_schedule_decays_per_iteration_and_resumes():
     from dfdnet.models.dfdnet_model import make_scheduler
-    from dfdnet.utils.options import OptimOptions, OptionsError
+    from dfdnet.models.options import TrainOptions, OptionsError
 
-    options = OptimOptions(lr_schedule='cosine', total_iter=10, lr_g=1.0, min_lr=0.0)
+    options = TrainOptions(lr_schedule='cosine', total_iter=10, lr_g=1.0, min_lr=0.0)
     weight = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([weight], lr=options.lr_g)
     scheduler = make_scheduler(optimizer, options)
@@ -81,7 +81,7 @@ def test_cosine_schedule_decays_per_iteration_and_resumes():
         opt.step()
         sched.step()
     assert again.param_groups[0]['lr'] == optimizer.param_groups[0]['lr'] == pytest.approx(0.5 * (1 + math.cos(0.6 * math.pi)))
-    plateau = make_scheduler(torch.optim.SGD([weight], lr=1.0), OptimOptions())
+    plateau = make_scheduler(torch.optim.SGD([weight], lr=1.0), TrainOptions())
     assert isinstance(plateau, torch.optim.lr_scheduler.ReduceLROnPlateau)
     with pytest.raises(OptionsError, match='lr_schedule'):
-        OptimOptions(lr_schedule='step')
+        TrainOptions(lr_schedule='step')

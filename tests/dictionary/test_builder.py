@@ -19,13 +19,13 @@ from dfdnet.archs.dictionary import dictionary_file_name
 from dfdnet.cli.build_dictionary import main as cli_main
 from dfdnet.data.landmark_cache import LandmarkCache
 from dfdnet.dictionary.builder import DictionaryBuildError, build_dictionary
-from dfdnet.dictionary.faces import list_face_images
+from dfdnet.dictionary.faces import list_dictionary_images
 from dfdnet.dictionary.features import extract_samples, feature_layout, load_encoder
 from dfdnet.dictionary.kmeans import kmeans
 from dfdnet.dictionary.options import BuildOptions, KMeansOptions, load_options
 from dfdnet.face.components import PART_NAMES, component_boxes, flip_landmarks
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FACES = ['0000.jpg', '0001.jpg', '0002.jpg', '0003.jpg', '0004.jpg']
 K = 3
 
@@ -200,7 +200,7 @@ def test_held_out_folders_are_skipped(tmp_path, shared_data, caplog):
     for folder in ('celeba', 'ffhq_gpen'):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / 'a.jpg').symlink_to(shared_data / 'faces_hq' / 'celebahq_512' / '0000.jpg')
-    assert [p.relative_to(tmp_path).as_posix() for p in list_face_images(tmp_path)] == ['celeba/a.jpg']
+    assert [p.relative_to(tmp_path).as_posix() for p in list_dictionary_images(tmp_path)] == ['celeba/a.jpg']
     assert 'held-out' in caplog.text
 
 
@@ -321,3 +321,26 @@ def test_truncated_landmark_cache_stops_the_build_naming_it(built, tmp_path, cap
     assert code == 2
     assert f'{cache_dir / "landmarks.npz"}: truncated or corrupt landmark cache (BadZipFile' in caplog.text
     assert not (tmp_path / 'out' / 'dictionary.json').exists()
+
+
+def test_every_command_line_flag_is_a_build_option():
+    """The command's flags are checked against BuildOptions: each one names a field (one declaration)."""
+    import dataclasses
+    import typing
+
+    from dfdnet.cli.build_dictionary import overrides_from_args, parse_args
+    from dfdnet.dictionary.options import BuildOptions
+
+    args = parse_args(['--input', 'a', '--output', 'b', '--k', '8', '--max_faces', '3', '--align', '--no_flip',
+                       '--landmarks_dir', 'l', '--cache_dir', 'c', '--batch_size', '2', '--gpu_ids', '-1',
+                       '--seed', '5'])
+    overrides = overrides_from_args(args)
+    assert all(value is not None for value in overrides.values()), 'every flag was given'
+    for key in overrides:
+        cls = BuildOptions
+        *sections, leaf = key.split('.')
+        for section in sections:
+            cls = typing.get_type_hints(cls)[section]
+        assert leaf in typing.get_type_hints(cls), key
+    encoder_flags = {'checkpoint', 'vgg', 'random_encoder'}
+    assert encoder_flags <= {f.name for f in dataclasses.fields(BuildOptions)}

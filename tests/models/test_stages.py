@@ -11,11 +11,11 @@ from conftest import condition_spectral_norm_, write_random_dictionaries
 from dfdnet.archs.checkpoint import load_generator, save_generator
 from dfdnet.archs.dfdnet_arch import DFDNetGenerator, GeneratorConfig
 from dfdnet.archs.vgg import VGGEncoder, tap_channels
-from dfdnet.data.face_dataset import list_images
+from dfdnet.utils.image_io import list_face_images
 from dfdnet.errors import CheckpointError
 from dfdnet.models.builders import build_discriminator, build_generator
 from dfdnet.models.dfdnet_model import DFDNetModel
-from dfdnet.utils.options import OptimOptions, OptionsError, WeightsOptions
+from dfdnet.models.options import OptionsError, TrainOptions, InitOptions
 
 SMALL = GeneratorConfig(image_size=256, width=8, part_sizes=(40, 40, 32, 56), crop_mode='roi_align')
 BOXES = torch.tensor([[[70, 100, 115, 130], [140, 100, 185, 130], [110, 125, 140, 160], [95, 165, 160, 205]]])
@@ -67,7 +67,7 @@ def test_zero_dft_ablation_loads_a_dft_checkpoint_without_its_confidence_blocks(
 
 def _model(config, weights, tmp_path, train_encoder):
     net_g, record = build_generator(config, weights, tmp_path, seed=0)
-    options = OptimOptions(train_encoder=train_encoder, perceptual_weights=(0, 0, 0, 0),
+    options = TrainOptions(train_encoder=train_encoder, perceptual_weights=(0, 0, 0, 0),
                            adversarial_weights=(0, 0, 0, 0), total_iter=1)
     net_d = build_discriminator(type('D', (), {'scales': (1, 2, 4, 8), 'base_channels': 4, 'num_down': 3,
                                                'max_channels': 8})(), seed=0)
@@ -82,7 +82,7 @@ def _batch():
 
 def test_stage_one_trains_the_encoder_without_a_discriminator(tmp_path):
     config = dataclasses.replace(SMALL, dft_levels=())
-    model, _ = _model(config, WeightsOptions(random_encoder_seed=0), tmp_path, train_encoder=True)
+    model, _ = _model(config, InitOptions(random_encoder_seed=0), tmp_path, train_encoder=True)
     enc_before = model.net_g.vgg_extractor.vgg_net.conv1_1.weight.clone()
     d_before = [p.clone() for p in model.net_d.parameters()]
     losses = model.optimize_parameters(_batch())
@@ -97,7 +97,7 @@ def test_stage_two_starts_from_stage_one_with_new_confidence_blocks(tmp_path):
     first = DFDNetGenerator(stage1)
     save_generator(first, tmp_path / 'stage1.pth')
     dicts = write_random_dictionaries(tmp_path / 'dict', num_atoms=3, config=SMALL)
-    weights = WeightsOptions(pretrain_network_g=str(tmp_path / 'stage1.pth'), dictionaries=str(dicts))
+    weights = InitOptions(pretrain_network_g=str(tmp_path / 'stage1.pth'), dictionaries=str(dicts))
     with pytest.raises(CheckpointError, match='missing keys'):
         build_generator(SMALL, weights, tmp_path, seed=0)
     weights.pretrain_new_layers = True
@@ -113,9 +113,9 @@ def test_stage_two_starts_from_stage_one_with_new_confidence_blocks(tmp_path):
 
 def test_trained_encoder_refuses_its_own_perceptual_loss():
     with pytest.raises(OptionsError, match='perceptual'):
-        OptimOptions(train_encoder=True)
-    assert not OptimOptions(adversarial_weights=(0, 0.0, 0, 0)).use_discriminator
-    assert OptimOptions().use_discriminator
+        TrainOptions(train_encoder=True)
+    assert not TrainOptions(adversarial_weights=(0, 0.0, 0, 0)).use_discriminator
+    assert TrainOptions().use_discriminator
 
 
 def test_several_training_folders_in_order(tmp_path):
@@ -126,10 +126,10 @@ def test_several_training_folders_in_order(tmp_path):
         (tmp_path / folder).mkdir()
         for name in names:
             cv2.imwrite(str(tmp_path / folder / name), np.zeros((4, 4, 3), np.uint8))
-    files = list_images([tmp_path / 'b', tmp_path / 'a'])
+    files = list_face_images([tmp_path / 'b', tmp_path / 'a'])
     assert [f'{f.parent.name}/{f.name}' for f in files] == ['b/1.png', 'b/2.png', 'a/3.png']
     with pytest.raises(FileNotFoundError, match='no image folders'):
-        list_images([])
+        list_face_images([])
 
 
 def test_reduced_precision_inference_stays_close_to_fp32(tmp_path, shared_data):
@@ -143,7 +143,7 @@ def test_reduced_precision_inference_stays_close_to_fp32(tmp_path, shared_data):
     torch.manual_seed(0)
     save_generator(condition_spectral_norm_(DFDNetGenerator(SMALL)), path)
     dicts = write_random_dictionaries(tmp_path / 'dicts', config=SMALL)
-    face = cv2.imread(str(list_images(shared_data / 'faces_hq' / 'celebahq_512')[0]))[:, :, ::-1]
+    face = cv2.imread(str(list_face_images(shared_data / 'faces_hq' / 'celebahq_512')[0]))[:, :, ::-1]
     images = torch.from_numpy(cv2.resize(face, (256, 256)).copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
     outputs = {}
     for precision in ('fp32', 'bf16', 'fp16'):

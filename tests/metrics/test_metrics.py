@@ -155,11 +155,12 @@ def test_normalised_landmark_distance_by_hand():
 
 
 def test_face_box_falls_back_to_aligned_box_when_no_face():
-    from dfdnet.metrics.face_dlib import ALIGNED_FACE_BOX_512, DlibFaceModels
+    from dfdnet.face.landmarks import aligned_face_box
+    from dfdnet.metrics.face_dlib import DlibFaceModels
 
-    box = DlibFaceModels().face_box(np.full((512, 512, 3), 127, np.uint8))
+    box = DlibFaceModels().face_box(np.full((256, 256, 3), 127, np.uint8))
     assert not box.detected
-    assert (box.left, box.top, box.right, box.bottom) == ALIGNED_FACE_BOX_512
+    assert np.allclose(box.as_array(), aligned_face_box(256), atol=0.5)
 
 
 @pytest.mark.skipif(importlib.util.find_spec('lpips') is not None, reason='lpips is installed here')

@@ -11,6 +11,8 @@ import pytest
 from dfdnet.utils.html import ImageRow, write_results_page
 from dfdnet.utils.image_io import ImageReadError, list_images, read_image, write_image
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 class _PageParser(HTMLParser):
     """Collects the tags, the href/src links and the text of a page."""
@@ -40,7 +42,7 @@ def test_results_page_with_undecodable_and_html_special_file_names(tmp_path):
 
     parser = _PageParser()
     parser.feed(page.read_bytes().decode('utf-8'))  # strict: the page is valid UTF-8
-    assert parser.tags <= {'html', 'head', 'meta', 'title', 'style', 'body', 'h2', 'table', 'tr', 'th', 'td', 'p',
+    assert parser.tags <= {'html', 'head', 'meta', 'title', 'style', 'body', 'h2', 'p', 'div', 'figure', 'figcaption',
                            'a', 'img'}
     assert len(parser.links) == 2 * len(names)
     for link in parser.links:
@@ -84,3 +86,27 @@ def test_image_like_files_that_do_not_decode_are_listed_and_reported(tmp_path):
         read_image(tmp_path / 'photo.heic')
     with pytest.raises(ImageReadError, match=r'broken\.gif: cannot decode'):
         read_image(tmp_path / 'broken.gif')
+
+
+def test_results_page_fits_a_1400_px_window_in_chromium(tmp_path):
+    """The page in a real headless browser (skipped where no Chromium is installed)."""
+    import importlib.util
+    import shutil
+
+    if not any(shutil.which(n) for n in ('chromium', 'chromium-browser', 'google-chrome')):
+        pytest.skip('no Chromium on this machine (apt-get install chromium)')
+    spec = importlib.util.spec_from_file_location('check_results_page', ROOT / 'scripts' / 'check_results_page.py')
+    checker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(checker)
+    wide = np.zeros((300, 3000, 3), np.uint8)  # a panorama must not make the page scroll sideways
+    rows = [ImageRow('a <wide> photo', {
+        'input': [write_image(tmp_path / 'Step0_Input' / 'wide.png', wide)],
+        'final': [write_image(tmp_path / 'Step4_FinalResults' / 'wide.png', wide)],
+        'aligned crops': [write_image(tmp_path / 'Step1_CropImg' / f'wide_{i:02d}.png', wide[:, :300]) for i in range(9)],
+        'restored faces': [write_image(tmp_path / 'Step3_RestoreCropFace' / f'wide_{i:02d}.png', wide[:, :300])
+                           for i in range(9)]})]
+    page = write_results_page(tmp_path / 'index.html', rows, info={'model': 'x' * 400})
+    report = checker.check_page(page)
+    assert report['images'] == 20 and report['broken'] == 0
+    assert report['scroll_width'] <= report['window_width'] == 1400
+    assert not list(tmp_path.glob('.probe_*'))  # the probe copy is removed

@@ -14,11 +14,11 @@ import torch
 from dfdnet.models.builders import build_discriminator, build_generator
 from dfdnet.models.trainer import Trainer
 from dfdnet.models.training_state import list_states, load_training_state
-from dfdnet.utils.options import parse_options
+from dfdnet.models.options import parse_options
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / 'options' / 'train_smoke.yml'
 
 
@@ -58,7 +58,7 @@ def first_run(shared_data, tmp_path_factory):
 
 def test_training_step_changes_g_and_d_not_encoder(first_run):
     options, trainer, _ = first_run
-    initial_g, _ = build_generator(options.generator, options.weights, options.experiment_dir, options.manual_seed)
+    initial_g, _ = build_generator(options.generator, options.init, options.experiment_dir, options.manual_seed)
     initial_d = build_discriminator(options.discriminator, options.manual_seed)
     trained_g, trained_d = trainer.model.net_g.state_dict(), trainer.model.net_d.state_dict()
     for name, value in initial_g.state_dict().items():

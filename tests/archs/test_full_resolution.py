@@ -16,7 +16,7 @@ from dfdnet.archs.dictionary import load_dictionaries
 from dfdnet.data.degradation_pipeline import DegradationConfig, DegradationPipeline
 from dfdnet.models.builders import build_discriminator, build_generator
 from dfdnet.models.dfdnet_model import DFDNetModel
-from dfdnet.utils.options import OptimOptions, WeightsOptions
+from dfdnet.models.options import TrainOptions, InitOptions
 
 CORE = GeneratorConfig(image_size=256, width=8, part_sizes=(40, 40, 32, 56), crop_mode='roi_align', residual=True)
 FULL = dataclasses.replace(CORE, image_size=512, compute_size=256)
@@ -81,15 +81,22 @@ def test_output_is_full_resolution_input_plus_upsampled_core_residual(tmp_path):
     assert (out - sharp).abs().max() > 1e-3  # the core did change the face
 
 
+def _with_new_head(start: DFDNetGenerator, config: GeneratorConfig, tmp_path):
+    """``config``'s generator built from ``start``'s saved weights, its new layers initialised
+    (``init.pretrain_new_layers``); returns (generator, init record, dictionary folder)."""
+    save_generator(start, tmp_path / 'start.pth')
+    dicts = write_random_dictionaries(tmp_path / 'dict', num_atoms=3, config=CORE)
+    init = InitOptions(pretrain_network_g=str(tmp_path / 'start.pth'), dictionaries=str(dicts),
+                       pretrain_new_layers=True)
+    net_g, record = build_generator(config, init, tmp_path, seed=0)
+    return net_g, record, dicts
+
+
 def test_full_resolution_head_round_trip_and_new_layers(tmp_path):
     config = dataclasses.replace(FULL, full_res_head=True)
     torch.manual_seed(0)
     core = condition_spectral_norm_(DFDNetGenerator(CORE))
-    save_generator(core, tmp_path / 'core.pth')
-    dicts = write_random_dictionaries(tmp_path / 'dict', num_atoms=3, config=CORE)
-    weights = WeightsOptions(pretrain_network_g=str(tmp_path / 'core.pth'), dictionaries=str(dicts),
-                             pretrain_new_layers=True)
-    net_g, record = build_generator(config, weights, tmp_path, seed=0)
+    net_g, record, dicts = _with_new_head(core, config, tmp_path)
     assert record['new_layers'] == ['full_res_head']
     assert torch.equal(net_g.upsample3.convup[1].weight_orig, core.upsample3.convup[1].weight_orig)
     net_g.eval()
@@ -98,6 +105,36 @@ def test_full_resolution_head_round_trip_and_new_layers(tmp_path):
     loaded = load_generator(tmp_path / 'full.pth', dicts)
     assert loaded.config == config
     image = _random_face(seed=3)
+    with torch.no_grad():
+        assert torch.allclose(loaded(image, BOXES_512), net_g(image, BOXES_512), atol=1e-5)
+
+
+def test_subpixel_head_starts_as_the_plain_core_and_adds_detail_at_full_resolution(tmp_path):
+    config = dataclasses.replace(FULL, subpixel_head=True)
+    with pytest.raises(ValueError, match='subpixel_head needs'):
+        dataclasses.replace(CORE, subpixel_head=True)
+    with pytest.raises(ValueError, match='one of'):
+        dataclasses.replace(config, full_res_head=True)
+    torch.manual_seed(0)
+    plain = condition_spectral_norm_(DFDNetGenerator(FULL))
+    torch.nn.init.normal_(plain.upsample4[-2].weight, std=0.01)  # a core that changes the face
+    net_g, record, dicts = _with_new_head(plain, config, tmp_path)
+    assert record['new_layers'] == ['subpixel_head']
+    plain.set_dictionaries(load_dictionaries(dicts, FULL.dictionary_layout()))
+    plain.eval(), net_g.eval()
+    image = _random_face(seed=4)
+    with torch.no_grad():
+        assert torch.equal(net_g(image, BOXES_512), plain(image, BOXES_512))  # a new head adds nothing
+        torch.nn.init.normal_(net_g.subpixel_head.out.weight, std=0.05)
+        detail = net_g(image, BOXES_512) - plain(image, BOXES_512)
+    assert detail.shape == (1, 3, 512, 512)
+    # Detail at full resolution: the 2x2 blocks of the residual differ within themselves, which a
+    # residual upsampled from 256 px cannot do this strongly.
+    blocks = detail[0, :, :, :].unfold(1, 2, 2).unfold(2, 2, 2).reshape(3, 256, 256, 4)
+    assert (blocks.std(-1).mean() > 0.2 * detail.abs().mean())
+    save_generator(net_g, tmp_path / 'sub.pth')
+    loaded = load_generator(tmp_path / 'sub.pth', dicts)
+    assert loaded.config == config
     with torch.no_grad():
         assert torch.allclose(loaded(image, BOXES_512), net_g(image, BOXES_512), atol=1e-5)
 
@@ -127,19 +164,20 @@ def test_clean_part_of_the_degradation_only_resizes():
 
 def test_clean_x2_test_setting_is_a_plain_half_resolution_face():
     from dfdnet.data import degradations as deg
-    from dfdnet.data.testset import SETTINGS, degrade, sample_parameters, setting_rng
+    from dfdnet.data.degradation_pipeline import DegradationPipeline
+    from dfdnet.data.testset import SETTINGS, setting_rng
 
-    params = sample_parameters(SETTINGS['clean_x2'], setting_rng(0, 'clean_x2', 'a.png'), 32)
-    assert params['scale'] == 2.0 and params['noise_sigma'] == 0 and params['jpeg_quality'] is None
-    assert 'gaussian_sigma' not in params and 'motion_kernel' not in params
     hq = np.random.default_rng(0).random((32, 32, 3), dtype=np.float32)
-    assert np.array_equal(degrade(hq, params, []), deg.resize(hq, size=(16, 16)))
+    sample = DegradationPipeline(SETTINGS['clean_x2'])(hq, setting_rng(0, 'clean_x2', 'a.png'))
+    assert sample.params == {'scale': 2.0}
+    assert np.array_equal(sample.small, deg.resize(hq, size=(16, 16)))
+    assert np.array_equal(sample.lq, deg.resize(sample.small, size=(32, 32)))
 
 
 def test_bf16_training_runs_channels_last(tmp_path):
     config = dataclasses.replace(FULL, dft_levels=())
-    net_g, _ = build_generator(config, WeightsOptions(random_encoder_seed=0), tmp_path, seed=0)
-    options = OptimOptions(perceptual_weights=(0, 0, 0, 0), adversarial_weights=(0, 0, 0, 0), total_iter=1,
+    net_g, _ = build_generator(config, InitOptions(random_encoder_seed=0), tmp_path, seed=0)
+    options = TrainOptions(perceptual_weights=(0, 0, 0, 0), adversarial_weights=(0, 0, 0, 0), total_iter=1,
                            amp='bf16')
     net_d = build_discriminator(type('D', (), {'scales': (1, 2, 4, 8), 'base_channels': 4, 'num_down': 3,
                                                'max_channels': 8})(), seed=0)

@@ -12,7 +12,7 @@ from dfdnet.face.alignment import (FFHQ_TEMPLATE_512, alignment_transforms, esti
                                    invert_affine, transform_points, warp_face)
 from dfdnet.face.detection import FaceDetector
 from dfdnet.face.landmarks import FANLandmarker, LandmarkError, read_landmarks, write_landmarks
-from dfdnet.face.paste import paste_back, paste_faces, soft_mask
+from dfdnet.face.paste import face_mask, paste_faces, soft_mask
 from dfdnet.utils.html import ImageRow, write_results_page
 from dfdnet.utils.image_io import ImageReadError, list_images, match_input_format, read_image, write_image
 
@@ -99,9 +99,9 @@ def face_on_canvas():
     return background, face, paste_affine
 
 
-def test_paste_back_matches_released_blend(face_on_canvas):
+def test_paste_faces_matches_released_blend(face_on_canvas):
     background, face, paste_affine = face_on_canvas
-    out = paste_back(background, face, paste_affine, 2)
+    out = paste_faces(background, [face], [paste_affine], 2)
     assert out.shape == (300, 400, 3) and out.dtype == np.uint8
     expected = released_paste(background, face, paste_affine, 2)
     assert np.abs(out.astype(np.float64) - expected).max() <= 1.0
@@ -118,23 +118,23 @@ def test_soft_mask_is_feathered(face_on_canvas):
     assert 0.05 * mask.size < np.count_nonzero((mask > 0.02) & (mask < 0.98)) < 0.5 * np.count_nonzero(mask)
 
 
-def test_paste_back_grey_rgba_and_16_bit(face_on_canvas):
+def test_paste_faces_grey_rgba_and_16_bit(face_on_canvas):
     background, face, paste_affine = face_on_canvas
     centre = transform_points([[256, 256]], paste_affine)[0].round().astype(int)
     grey = cv2.cvtColor(background, cv2.COLOR_RGB2GRAY)
-    out = paste_back(grey, face, paste_affine, 2)
+    out = paste_faces(grey, [face], [paste_affine], 2)
     assert out.shape == (300, 400) and out.dtype == np.uint8
     assert out[centre[1], centre[0]] == round(0.299 * 200 + 0.587 * 120 + 0.114 * 40)
 
     alpha = np.tile(np.linspace(0, 255, 200).astype(np.uint8), (150, 1))
     rgba = np.dstack([background, alpha])
-    out = paste_back(rgba, face, paste_affine, 2)
+    out = paste_faces(rgba, [face], [paste_affine], 2)
     assert out.shape == (300, 400, 4)
     np.testing.assert_array_equal(out[:, :, 3], cv2.resize(alpha, (400, 300)))
-    np.testing.assert_array_equal(out[:, :, :3], paste_back(background, face, paste_affine, 2))
+    np.testing.assert_array_equal(out[:, :, :3], paste_faces(background, [face], [paste_affine], 2))
 
     deep = background.astype(np.uint16) * 257 + 3  # values no 8-bit image can hold
-    out = paste_back(deep, face, paste_affine, 2)
+    out = paste_faces(deep, [face], [paste_affine], 2)
     assert out.dtype == np.uint16 and out.shape == (300, 400, 3)
     np.testing.assert_array_equal(out[centre[1], centre[0]], np.array((200, 120, 40)) * 257)
     np.testing.assert_array_equal(out[:, :80], cv2.resize(deep, (400, 300))[:, :80])
@@ -161,6 +161,37 @@ def test_identity_restoration_pastes_back_the_input(shared_data, preparer):
     inside = soft_mask(face.paste_affine, 512, image.shape[:2], 1) > 0.99
     assert inside.sum() > 1000
     assert np.abs(out.astype(int) - image)[inside].mean() < 4.0
+
+
+def test_face_mask_follows_the_outline_and_pastes_only_the_face(shared_data, preparer):
+    """The default blend: inside the jaw/forehead outline, feathered inside it, scale-proportional,
+    zero on the crop's border; pasting with it leaves the rest of the crop's square unchanged."""
+    image = read_image(shared_data / 'whole' / 'dfdnet_testwhole' / 'test1.jpg')
+    face = preparer.faces_in_image(image, upscale=2)[0][0]
+    points = face.landmarks68
+    mask = face_mask(points, 512)
+    assert mask.shape == (512, 512) and mask.dtype == np.float32
+    nose, chin = points[30].round().astype(int), points[8]
+    assert mask[nose[1], nose[0]] > 0.99
+    hull = np.zeros((512, 512), np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(np.round(points[:17]).astype(np.int32)), 1)
+    outside = cv2.dilate(1 - hull, np.ones((3, 3), np.uint8)) & (np.arange(512)[:, None] > chin[1])
+    assert mask[outside.astype(bool)].max() < 5e-3  # below the chin nothing of the crop is used
+    assert mask[:4].max() == mask[:, :4].max() == mask[-4:].max() == mask[:, -4:].max() == 0.0
+    ring = (mask > 0.05) & (mask < 0.95)
+    half = face_mask(points / 2, 256)
+    assert np.count_nonzero(ring) > 0.05 * np.count_nonzero(mask > 0.05)
+    assert np.count_nonzero((half > 0.05) & (half < 0.95)) == pytest.approx(np.count_nonzero(ring) / 4, rel=0.2)
+
+    red = np.full((512, 512, 3), (255, 0, 0), np.uint8)
+    out = paste_faces(image, [red], [face.paste_affine], 2, masks=[mask])
+    released = paste_faces(image, [red], [face.paste_affine], 2)
+    canvas_mask = cv2.warpAffine(mask, face.paste_affine, out.shape[1::-1])
+    upscaled = paste_faces(image, [], [], 2)
+    assert np.array_equal(out[canvas_mask == 0], upscaled[canvas_mask == 0])
+    square = soft_mask(face.paste_affine, 512, out.shape[:2], 2) > 0.99
+    corners = square & (canvas_mask == 0)
+    assert corners.sum() > 1000 and (released[corners] != upscaled[corners]).any(axis=1).mean() > 0.99
 
 
 # ------------------------------------------------------------------------ detection, landmarks
@@ -208,7 +239,7 @@ def test_face_with_failed_landmarks_is_skipped_and_others_kept(shared_data, prep
     def flaky_landmarks(crop, box):  # the second face's 68 points land far from the template
         calls.append(1)
         points = preparer.landmarks68(crop, box)
-        return points + 150.0 if len(calls) == 2 else points
+        return points + 100.0 if len(calls) == 2 else points
 
     flaky = FacePreparer(512, flaky_landmarks, detector=preparer.detector, landmarks5=preparer.landmarks5)
     image = read_image(shared_data / 'whole' / 'codeformer' / '01.jpg')
@@ -324,6 +355,8 @@ def test_match_input_format():
 def test_results_page_links_relative_pictures(tmp_path):
     picture = tmp_path / 'Step4_FinalResults' / 'a.png'
     write_image(picture, np.zeros((4, 4, 3), np.uint8))
-    page = write_results_page(tmp_path / 'index.html', [ImageRow('a', {'final': [picture]}, note='1 face skipped')])
+    page = write_results_page(tmp_path / 'index.html', [ImageRow('a', {'final': [picture]}, note='1 face skipped')],
+                              info={'model': 'shipped <default>', 'time per image': '1.2 s'})
     html = page.read_text()
-    assert 'src="Step4_FinalResults/a.png"' in html and '1 face skipped' in html and '<th>final</th>' in html
+    assert 'src="Step4_FinalResults/a.png"' in html and '1 face skipped' in html
+    assert '<figcaption>final</figcaption>' in html and 'model: shipped &lt;default&gt;; time per image: 1.2 s' in html

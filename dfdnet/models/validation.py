@@ -1,0 +1,81 @@
+"""Scoring a generator on a validation set: the one loop behind training's validation and
+``python -m dfdnet.cli.validate``."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from dfdnet.data.degradations import to_uint8
+from dfdnet.metrics import calculate_psnr, calculate_ssim
+
+
+def tensor_to_uint8(img: torch.Tensor) -> np.ndarray:
+    """(3, H, W) in [-1, 1] -> (H, W, 3) uint8 RGB."""
+    return to_uint8((img.detach().float().cpu().clamp(-1, 1).numpy().transpose(1, 2, 0) + 1) / 2)
+
+
+@dataclass
+class ValidationScores:
+    """Per-face scores (RGB, 0-255) in loader order; ``images``: up to ``keep_images`` (name, lq, out, gt) uint8."""
+    psnr: list = field(default_factory=list)
+    ssim: list = field(default_factory=list)
+    recon_loss: list = field(default_factory=list)
+    groups: list = field(default_factory=list)
+    images: list = field(default_factory=list)
+
+    def means(self) -> dict:
+        """{'psnr', 'ssim'[, 'recon_loss']}: means over the faces."""
+        means = {'psnr': float(np.mean(self.psnr)), 'ssim': float(np.mean(self.ssim))}
+        if self.recon_loss:
+            means['recon_loss'] = float(np.mean(self.recon_loss))
+        return means
+
+    def group_psnr(self) -> dict:
+        """{group: (mean PSNR, count)} for the faces' groups ('clean' / 'degraded'), sorted by name."""
+        by_group: dict = {}
+        for group, value in zip(self.groups, self.psnr):
+            by_group.setdefault(group, []).append(value)
+        return {name: (float(np.mean(v)), len(v)) for name, v in sorted(by_group.items())}
+
+
+@torch.no_grad()
+def score_generator(net_g, loader, device='cpu', recon_loss=None, autocast=contextlib.nullcontext,
+                    keep_images: int = 0) -> ValidationScores:
+    """Restore every batch of ``loader`` (dicts with lq, gt, boxes, path[, group]) with ``net_g`` as
+    it is (the caller sets eval mode and any EMA weights) and score each face.
+
+    recon_loss: a callable (out, gt) -> (loss, parts) scored per face when given; autocast: a
+    context factory the forward runs under. Raises ValueError for an empty loader.
+    """
+    scores = ValidationScores()
+    for batch in loader:
+        lq, gt = batch['lq'].to(device), batch['gt'].to(device)
+        with autocast():
+            output = net_g(lq, batch['boxes'].to(device)).float()
+        for i in range(lq.shape[0]):
+            out_img, gt_img = tensor_to_uint8(output[i]), tensor_to_uint8(gt[i])
+            scores.psnr.append(calculate_psnr(out_img, gt_img))
+            scores.ssim.append(calculate_ssim(out_img, gt_img))
+            scores.groups.append(batch['group'][i] if 'group' in batch else 'all')
+            if recon_loss is not None:
+                scores.recon_loss.append(float(recon_loss(output[i:i + 1], gt[i:i + 1])[0]))
+            if len(scores.images) < keep_images:
+                scores.images.append((batch['path'][i], tensor_to_uint8(lq[i]), out_img, gt_img))
+    if not scores.psnr:
+        raise ValueError('the validation set is empty')
+    return scores
+
+
+@torch.inference_mode()
+def validate_checkpoint(checkpoint, dict_dir, val_folder, dft_levels=None) -> ValidationScores:
+    """Scores of one generator checkpoint on a validation folder made by ``make_validation_set``."""
+    from torch.utils.data import DataLoader
+
+    from dfdnet.archs.checkpoint import load_generator
+    from dfdnet.data.validation_set import ValidationDataset
+
+    model = load_generator(checkpoint, dict_dir, dft_levels=dft_levels)
+    return score_generator(model, DataLoader(ValidationDataset(val_folder), batch_size=1))
