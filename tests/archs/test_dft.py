@@ -98,3 +98,24 @@ def test_paste_places_patch_in_box():
     assert mask[0, 0].nonzero()[:, 0].unique().tolist() == [4, 5, 6, 7]
     assert mask[0, 0].nonzero()[:, 1].unique().tolist() == [2, 3, 4, 5]
     assert pasted[0, 0, 4, 2] == 0 and pasted[0, 0, 7, 5] == 3  # corners keep the patch corners
+
+
+def test_roi_align_equals_torchvision_with_gradients():
+    """The plain-torch RoIAlign of the DFT (sampling ratio 2, aligned) is torchvision's, boxes
+    partly or wholly outside the map included, and so is its gradient."""
+    import torchvision
+
+    from dfdnet.archs.dft import roi_align
+
+    torch.manual_seed(0)
+    feature = torch.randn(3, 8, 32, 40, requires_grad=True)
+    rois = torch.tensor([[0, 10., 20, 70, 90], [2, -30, -10, 40, 50], [1, 60, 50, 200, 170], [0, 3, 5, 9, 60],
+                         [1, 300, 300, 340, 330]])
+    for size, scale in (((5, 5), 0.5), ((10, 14), 0.25), ((3, 7), 1.0)):
+        ours = roi_align(feature, rois, size, scale)
+        theirs = torchvision.ops.roi_align(feature, rois, size, spatial_scale=scale, sampling_ratio=2, aligned=True)
+        assert torch.allclose(ours, theirs, atol=2e-5), (size, scale, (ours - theirs).abs().max())
+        grad_ours, = torch.autograd.grad((ours ** 2).sum(), feature)
+        grad_theirs, = torch.autograd.grad((theirs ** 2).sum(), feature)
+        assert torch.allclose(grad_ours, grad_theirs, atol=2e-5)
+    assert ours[4].abs().max() == 0  # a box beyond the map: zeros, as torchvision
