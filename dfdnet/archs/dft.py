@@ -116,14 +116,12 @@ def transfer_roi_align(feature, boxes, atom_sets, attn_blocks, stride, standardi
     atom size and pasted back into its (real-valued) box with ``grid_sample``; later parts
     overwrite earlier ones as in the released code.
     """
-    bsz, _, height, width = feature.shape
+    height, width = feature.shape[-2:]
     boxes = boxes.to(feature.dtype)
     updated = feature
-    batch_index = torch.arange(bsz, device=feature.device, dtype=feature.dtype)[:, None]
     for p, (atoms, attn) in enumerate(zip(atom_sets, attn_blocks)):
         size = tuple(atoms.shape[-2:])
-        rois = torch.cat([batch_index, boxes[:, p]], dim=1)
-        crops = roi_align(feature, rois, size, spatial_scale=1.0 / stride)
+        crops = roi_align(feature, boxes[:, p], size, spatial_scale=1.0 / stride)
         _, swaps = match_atoms(atoms, crops, standardized)
         swaps = swaps.to(feature.dtype)
         delta = attn(swaps - crops) * swaps if use_confidence else swaps
@@ -132,25 +130,24 @@ def transfer_roi_align(feature, boxes, atom_sets, attn_blocks, stride, standardi
     return updated
 
 
-def roi_align(feature: torch.Tensor, rois: torch.Tensor, size, spatial_scale: float) -> torch.Tensor:
-    """``torchvision.ops.roi_align(feature, rois, size, spatial_scale, sampling_ratio=2, aligned=True)``
-    in plain torch (torchvision's import alone costs ~2 s of start-up; tested equal to it).
+def roi_align(feature: torch.Tensor, boxes: torch.Tensor, size, spatial_scale: float) -> torch.Tensor:
+    """``torchvision.ops.roi_align(..., sampling_ratio=2, aligned=True)`` with one box per image, in
+    plain torch (torchvision's import alone costs ~2 s of start-up; tested equal to it).
 
-    feature (N, C, H, W); rois (R, 5) ``[batch index, x1, y1, x2, y2]`` in image pixels -> (R, C, h, w):
-    each bin is the mean of 2 x 2 bilinear samples; a sample more than one pixel outside the map
-    counts as 0, one inside that margin takes the edge value, as in torchvision.
+    feature (B, C, H, W); boxes (B, 4) ``[x1, y1, x2, y2]`` in image pixels, box b on image b ->
+    (B, C, h, w): each bin is the mean of 2 x 2 bilinear samples; a sample more than one pixel
+    outside the map counts as 0, one inside that margin takes the edge value, as in torchvision.
     """
     out_h, out_w = size
     height, width = feature.shape[-2:]
-    index = rois[:, 0].long()
-    x1, y1, x2, y2 = (rois[:, 1:] * spatial_scale - 0.5).unbind(1)
+    x1, y1, x2, y2 = (boxes * spatial_scale - 0.5).unbind(1)
     steps_x = (torch.arange(2 * out_w, device=feature.device, dtype=feature.dtype) + 0.5) / (2 * out_w)
     steps_y = (torch.arange(2 * out_h, device=feature.device, dtype=feature.dtype) + 0.5) / (2 * out_h)
     xs = x1[:, None] + (x2 - x1)[:, None] * steps_x  # (R, 2w) sample positions, pixel-index units
     ys = y1[:, None] + (y2 - y1)[:, None] * steps_y  # (R, 2h)
     grid = torch.stack(torch.broadcast_tensors(((2 * xs + 1) / width - 1)[:, None, :],
                                                ((2 * ys + 1) / height - 1)[:, :, None]), dim=-1)
-    samples = F.grid_sample(feature[index], grid, mode='bilinear', padding_mode='border', align_corners=False)
+    samples = F.grid_sample(feature, grid, mode='bilinear', padding_mode='border', align_corners=False)
     inside = (((xs >= -1) & (xs <= width))[:, None, :] & ((ys >= -1) & (ys <= height))[:, :, None])[:, None]
     return F.avg_pool2d(samples * inside.to(samples.dtype), 2)
 

@@ -152,10 +152,9 @@ def _flag_fields(cls):
     return [f for f in dataclasses.fields(cls) if 'help' in f.metadata]
 
 
-def flag_name(cls, name: str) -> str:
-    """The command-line flag of field ``name`` of ``cls`` (for error messages)."""
-    field = next(f for f in dataclasses.fields(cls) if f.name == name)
-    return field.metadata.get('flag') or f'--{name}'
+def _flag(field) -> str:
+    """The command-line flag of an ``option`` field."""
+    return field.metadata['flag'] or f'--{field.name}'
 
 
 def add_arguments(parser, cls, groups: dict | None = None) -> None:
@@ -174,7 +173,7 @@ def add_arguments(parser, cls, groups: dict | None = None) -> None:
                 groups[meta['group']] = parser.add_argument_group(meta['group'])
             target = groups[meta['group']]
         default = f.default if meta['cli_default'] is dataclasses.MISSING else meta['cli_default']
-        flag = meta['flag'] or f'--{f.name}'
+        flag = _flag(f)
         hint = hints[f.name]
         if typing.get_origin(hint) in (typing.Union, types.UnionType):
             hint = next(a for a in typing.get_args(hint) if a is not type(None))
@@ -200,5 +199,4 @@ def check_choices(obj) -> None:
         choices = f.metadata['choices']
         value = getattr(obj, f.name)
         if choices and value not in choices:
-            flag = f.metadata['flag'] or f'--{f.name}'
-            raise ValueError(f'{flag} must be one of {", ".join(map(str, choices))}; got {value!r}')
+            raise ValueError(f'{_flag(f)} must be one of {", ".join(map(str, choices))}; got {value!r}')

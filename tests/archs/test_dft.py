@@ -108,11 +108,12 @@ def test_roi_align_equals_torchvision_with_gradients():
     from dfdnet.archs.dft import roi_align
 
     torch.manual_seed(0)
-    feature = torch.randn(3, 8, 32, 40, requires_grad=True)
-    rois = torch.tensor([[0, 10., 20, 70, 90], [2, -30, -10, 40, 50], [1, 60, 50, 200, 170], [0, 3, 5, 9, 60],
-                         [1, 300, 300, 340, 330]])
+    feature = torch.randn(5, 8, 32, 40, requires_grad=True)
+    boxes = torch.tensor([[10., 20, 70, 90], [-30, -10, 40, 50], [60, 50, 200, 170], [3, 5, 9, 60],
+                          [300, 300, 340, 330]])
+    rois = torch.cat([torch.arange(5.)[:, None], boxes], dim=1)  # box b on image b
     for size, scale in (((5, 5), 0.5), ((10, 14), 0.25), ((3, 7), 1.0)):
-        ours = roi_align(feature, rois, size, scale)
+        ours = roi_align(feature, boxes, size, scale)
         theirs = torchvision.ops.roi_align(feature, rois, size, spatial_scale=scale, sampling_ratio=2, aligned=True)
         assert torch.allclose(ours, theirs, atol=2e-5), (size, scale, (ours - theirs).abs().max())
         grad_ours, = torch.autograd.grad((ours ** 2).sum(), feature)
