@@ -29,6 +29,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--landmarks_dir', help='read 68 landmarks from released <name>.txt files here')
     parser.add_argument('--cache_dir', help='landmark and feature cache (default <output>_cache)')
     parser.add_argument('--batch_size', type=int, help='faces per encoder pass')
+    parser.add_argument('--precision', choices=('auto', 'fp32', 'bf16', 'fp16'),
+                        help='encoder precision for the features (auto: bf16 where the hardware has it natively); '
+                             'the crops and the k-means stay float32')
     parser.add_argument('--gpu_ids', help="GPU index, e.g. 0; -1 for the CPU (default: GPU 0 if any)")
     parser.add_argument('--seed', type=int, help='seed of the k-means++ initialisation')
     parser.add_argument('-v', '--verbose', action='store_true', help='debug logging')
@@ -40,7 +43,7 @@ def overrides_from_args(args) -> dict:
     stays). The encoder flags replace the file's encoder as a group (see ``main``)."""
     return {'input': args.input, 'output': args.output, 'k': args.k, 'max_faces': args.max_faces,
             'faces.align': args.align, 'landmarks_dir': args.landmarks_dir, 'cache_dir': args.cache_dir,
-            'batch_size': args.batch_size, 'seed': args.seed, 'flip': False if args.no_flip else None,
+            'batch_size': args.batch_size, 'seed': args.seed, 'precision': args.precision, 'flip': False if args.no_flip else None,
             'gpu_ids': [int(i) for i in args.gpu_ids.split(',')] if args.gpu_ids is not None else None}
 
 

@@ -24,7 +24,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog=prog, description='Restore every face of whole images with DFDNet and paste them back.')
-    groups = {name: parser.add_argument_group(name) for name in ('released options', 'model', 'faces', 'output')}
+    groups = {name: parser.add_argument_group(name) for name in ('released options', 'model', 'faces', 'output', 'video')}
     add_arguments(parser, RestoreOptions, groups)
     groups['model'].add_argument(
         '--dft_levels', type=int, nargs='*', default=None, choices=(0, 1, 2, 3), metavar='LEVEL',
@@ -65,8 +65,7 @@ def main(argv=None) -> int:
     from dfdnet.face.landmarks import LandmarkError
     from dfdnet.pipeline.options import RestoreOptions, check_run_paths
     from dfdnet.pipeline.photo import PhotoRestorer, resolve_model_paths
-    from dfdnet.pipeline.runner import FolderRestoration
-    from dfdnet.utils.image_io import list_images
+    from dfdnet.pipeline.runner import FolderRestoration, list_restore_inputs
     from dfdnet.utils.options import options_from_args
 
     try:
@@ -77,11 +76,11 @@ def main(argv=None) -> int:
         return _fail(f'landmarks folder not found: {options.landmarks_dir}')
     try:
         check_run_paths(options.test_path, options.results_dir)
-        paths = list_images(options.test_path, exclude=options.results_dir)
+        paths = list_restore_inputs(options.test_path, exclude=options.results_dir)
     except (FileNotFoundError, ValueError) as exc:
         return _fail(str(exc))
     if not paths:
-        return _fail(f'no images found under {options.test_path}')
+        return _fail(f'no images or videos found under {options.test_path}')
 
     start = time.perf_counter()
     try:

@@ -7,6 +7,7 @@ plus ``dictionary.json``.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import logging
@@ -30,6 +31,7 @@ from dfdnet.face.landmarks import ALIGNED_LANDMARK_PROCEDURE
 from dfdnet.utils.device import select_device
 from dfdnet.utils.files import atomic_path, check_npy, read_json
 from dfdnet.utils.image_io import ImageReadError
+from dfdnet.utils.precision import resolve_precision
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +110,7 @@ def _extract_batch(store, entries, batch, root, options, encoder, config, device
         indices.append(i)
     if not indices:
         return
-    samples = extract_samples(encoder, faces, points, config, options.flip, device)
+    samples = extract_samples(encoder, faces, points, config, options.flip, device, precision=options.precision)
     views = store.views
     for j, i in enumerate(indices):
         for v in range(views):
@@ -200,6 +202,7 @@ def build_dictionary(options: BuildOptions) -> BuildSummary:
     encoder, config, encoder_info = load_encoder(options.checkpoint, options.vgg, options.random_encoder,
                                                  options.encoder)
     encoder.to(device)
+    options = dataclasses.replace(options, precision=resolve_precision(options.precision, device))
     root = Path(options.input)
     out = Path(options.output)
     cache_dir = options.cache_folder()
@@ -238,6 +241,8 @@ def build_dictionary(options: BuildOptions) -> BuildSummary:
                 'part_sizes': list(config.part_sizes), 'flip': options.flip, 'align': options.align,
                 'samples_sha256': samples_hash(keys), 'landmarks_sha256': samples_hash(
                     [np.asarray(e.landmarks, dtype=np.float32).tobytes().hex() for e in entries])}
+    if options.precision != 'fp32':  # features of another precision are not reused (fp32 caches stay valid)
+        manifest['precision'] = options.precision
     store = FeatureStore(cache_dir / 'features', len(entries), views, layout, manifest)
     t0 = time.time()
     failures = _extract_features(store, entries, root, options, encoder, config, device)

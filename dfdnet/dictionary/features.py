@@ -31,6 +31,7 @@ from dfdnet.archs.dft import scale_boxes
 from dfdnet.archs.vgg import TAP_STRIDES, VGGEncoder, load_vgg_weights, seed_random_weights_
 from dfdnet.errors import CheckpointError
 from dfdnet.face.components import PART_NAMES, component_boxes, flip_landmarks
+from dfdnet.utils.precision import inference_autocast
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ def image_to_tensor(face_rgb8: np.ndarray) -> torch.Tensor:
 
 @torch.no_grad()
 def extract_samples(encoder: VGGEncoder, faces: list, landmarks: list, config: GeneratorConfig, flip: bool,
-                    device='cpu') -> dict:
+                    device='cpu', precision: str = 'fp32') -> dict:
     """Component features of a batch of aligned faces (and of their mirror images when ``flip``).
 
     Args:
@@ -181,6 +182,7 @@ def extract_samples(encoder: VGGEncoder, faces: list, landmarks: list, config: G
         landmarks: list of (68, 2) landmarks in the same pixels.
         flip: also take each face mirrored, with ``flip_landmarks`` (its left eye is the
             original right eye, and is stored as a left-eye sample).
+        precision: the encoder pass ('fp32', 'bf16', 'fp16' autocast); the crops are float32.
     Returns:
         {(part, feature size): (crops (B * V, C, s, s) float32 CPU, valid (B * V,) bool)} with
         V = 2 if flip else 1; rows are face-major: face 0, face 0 mirrored, face 1, ...
@@ -199,5 +201,7 @@ def extract_samples(encoder: VGGEncoder, faces: list, landmarks: list, config: G
     batch = torch.stack(images).to(device)
     box_tensor = torch.as_tensor(np.stack(boxes), dtype=torch.long)
     batch, box_tensor = to_core_resolution(batch, box_tensor, config)  # what the generator's encoder sees
-    features = encoder(batch)
+    with inference_autocast(precision, batch.device):
+        features = encoder(batch)
+    features = [f.float() for f in features]
     return {key: (crops.cpu(), valid) for key, (crops, valid) in crop_components(features, box_tensor, config).items()}

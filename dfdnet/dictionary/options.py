@@ -34,6 +34,7 @@ class BuildOptions:
     seed: int = 0
     gpu_ids: list | None = None    # None: CUDA 0 when available, else CPU; [-1]: CPU
     batch_size: int = 4
+    precision: str = 'fp32'        # encoder pass: fp32, bf16, fp16 or auto (bf16 where native); crops kept float32
     landmarks_dir: str | None = None   # released <name>.txt files instead of dlib
     landmark_cache: str | None = None  # default <cache_dir>/landmarks.npz
     cache_dir: str | None = None       # default <output>_cache (next to the output folder)
@@ -64,6 +65,8 @@ class BuildOptions:
             raise ValueError(f'max_faces must be positive, got {self.max_faces}')
         if self.kmeans.backend not in ('auto', 'faiss', 'torch'):
             raise ValueError(f"kmeans.backend must be 'auto', 'faiss' or 'torch', got {self.kmeans.backend!r}")
+        if self.precision not in ('auto', 'fp32', 'bf16', 'fp16'):
+            raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
         if self.batch_size < 1:
             raise ValueError(f'batch_size must be positive, got {self.batch_size}')
         if Path(self.output).resolve() == Path(self.input).resolve():

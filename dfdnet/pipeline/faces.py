@@ -83,6 +83,22 @@ class FacePreparer:
         Returns (faces, skipped, number detected); a face whose landmarks fail is skipped with
         its reason and the others go on. ``timer`` collects 'detect', 'align' and 'landmarks'.
         """
+        timer = timer or StageTimer()
+        detected, skipped = self.detect(rgb, timer)
+        count, faces = len(detected) + len(skipped), []
+        for index, box, score, points5 in detected:
+            try:
+                faces.append(self.prepare(rgb, index, box, score, points5, upscale, timer))
+            except (LandmarkError, ValueError) as exc:
+                skipped.append(SkippedFace(index, str(exc)))
+        return faces, skipped, count
+
+    def detect(self, rgb: np.ndarray, timer: StageTimer | None = None):
+        """The faces of an (H, W, 3) uint8 RGB photo and their 5 alignment points.
+
+        Returns ([(index, box, score, points5)], skipped): box (4,) and points5 (5, 2) in image
+        pixels; a face whose points fail is skipped with its reason.
+        """
         if self.detector is None or self.landmarks5 is None:
             raise RuntimeError('FacePreparer was built without a detector (aligned mode)')
         timer = timer or StageTimer()
@@ -90,20 +106,30 @@ class FacePreparer:
             detections = self.detector(rgb)
         if self.only_largest:
             detections = detections.largest()
-        faces, skipped = [], []
+        found, skipped = [], []
         for index, (box, score) in enumerate(zip(detections.boxes, detections.scores)):
             try:
                 with timer('align'):
-                    points5 = self.landmarks5(rgb, box)
-                    affine, paste_affine = alignment_transforms(points5, upscale, self.face_size, self.template)
-                    crop = warp_face(rgb, affine, self.face_size)
-                with timer('landmarks'):
-                    landmarks68 = self.crop_landmarks(crop)
-                faces.append(self._finish(index, crop, landmarks68, box=box, score=float(score),
-                                          landmarks5=points5, affine=affine, paste_affine=paste_affine))
+                    found.append((index, box, float(score), self.landmarks5(rgb, box)))
             except (LandmarkError, ValueError) as exc:
                 skipped.append(SkippedFace(index, str(exc)))
-        return faces, skipped, len(detections)
+        return found, skipped
+
+    def prepare(self, rgb, index, box, score, points5, upscale: float, timer: StageTimer | None = None,
+                smooth68=None) -> PreparedFace:
+        """Align one detected face by its 5 points and find its 68 landmarks on the crop;
+        ``smooth68`` (optional) maps them before the component boxes are made (video smoothing).
+        Raises ``LandmarkError`` / ``ValueError`` for an unusable face."""
+        timer = timer or StageTimer()
+        with timer('align'):
+            affine, paste_affine = alignment_transforms(points5, upscale, self.face_size, self.template)
+            crop = warp_face(rgb, affine, self.face_size)
+        with timer('landmarks'):
+            landmarks68 = self.crop_landmarks(crop)
+        if smooth68 is not None:
+            landmarks68 = smooth68(landmarks68)
+        return self._finish(index, crop, landmarks68, box=box, score=score, landmarks5=np.asarray(points5),
+                            affine=affine, paste_affine=paste_affine)
 
     def aligned_face(self, rgb: np.ndarray, landmarks68=None) -> PreparedFace:
         """An already aligned face: resized to the face size if needed; landmarks given (in

@@ -24,7 +24,8 @@ class RestoreOptions:
     Each field is declared once, with its command-line flag and help (``dfdnet.utils.options.option``);
     the command's parser is made from these fields. Paths may be given as strings.
     """
-    test_path: Path | None = option(None, 'an image file, or a folder searched recursively', group='released options',
+    test_path: Path | None = option(None, 'an image or video file (mp4, mov, avi, mkv, webm, m4v), or a folder '
+                                    'searched recursively for both', group='released options',
                                     cli_default='TestData')
     results_dir: Path | None = option(None, 'output root; must not be or contain the input',
                                       group='released options', cli_default='results')
@@ -64,6 +65,11 @@ class RestoreOptions:
     paste_mask: str = option('face', "face: a soft mask of the face's outline from its 68 landmarks (no square "
                              "seam); released: the released feathered square", choices=PASTE_MASKS,
                              group='output')
+    save_frames: bool = option(False, 'videos: also write every frame\'s Step0-4 pictures (the MP4 is always written)',
+                               group='video')
+    temporal_smoothing: bool = option(True, 'videos: restore every frame on its own, without tracking faces and '
+                                      'smoothing their landmarks over time', flag='--no_temporal_smoothing',
+                                      negate=True, group='video')
     write_html: bool = option(True, 'do not write results_dir/index.html', flag='--no_html', negate=True,
                               group='output')
     max_input_megapixels: float = option(64.0, 'skip (and report) larger inputs instead of running out of memory '

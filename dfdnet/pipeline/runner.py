@@ -1,7 +1,8 @@
-"""The whole-image restoration run: every image, every face, the released output folders.
+"""The whole-image restoration run: every image and video, every face, the released output folders.
 
 Faces from consecutive images share generator batches; an image is pasted and written as soon
-as all its faces are restored, so at most about ``batch_size`` crops wait in memory.
+as all its faces are restored, so at most about ``batch_size`` crops wait in memory. A video is
+handed to ``dfdnet.pipeline.video.VideoRestoration`` (the photos before it are finished first).
 """
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from dfdnet.pipeline.photo import PhotoRestorer
 from dfdnet.pipeline.summary import RunSummary, StageTimer
 from dfdnet.utils.files import atomic_path, remove_stale_temporaries
 from dfdnet.utils.html import ImageRow, write_results_page
-from dfdnet.utils.image_io import ImageReadError, list_images, match_input_format, read_image, to_rgb8, write_image
+from dfdnet.utils.image_io import (ImageReadError, ImageSizeError, list_images, looks_like_image, match_input_format,
+                                   read_image, to_rgb8, write_image)
+from dfdnet.utils.video_io import VideoReadError, is_video_file
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +33,16 @@ STEP_LANDMARKS = 'Step2_Landmarks'
 STEP_RESTORED = 'Step3_RestoreCropFace'
 STEP_FINAL = 'Step4_FinalResults'
 STEPS = (STEP_INPUT, STEP_CROP, STEP_AFFINE, STEP_LANDMARKS, STEP_RESTORED, STEP_FINAL)
+
+
+def is_restore_input(path) -> bool:
+    """Images (any image-like name: undecodable kinds are then reported) and videos."""
+    return looks_like_image(path) or is_video_file(path)
+
+
+def list_restore_inputs(root, exclude=None) -> list:
+    """The images and videos under ``root`` (recursively, sorted), or ``[root]`` for one file."""
+    return list_images(root, exclude=exclude, include=is_restore_input)
 
 
 class OutputLayout:
@@ -85,28 +98,28 @@ class FolderRestoration:
         self._bar = None
 
     def run(self, paths=None) -> RunSummary:
-        """Process ``paths`` (default: every image under ``options.test_path``)."""
+        """Process ``paths`` (default: every image and video under ``options.test_path``)."""
         opts = self.options
         start = time.perf_counter()
-        paths = list_images(opts.test_path, exclude=opts.results_dir) if paths is None else list(paths)
+        paths = list_restore_inputs(opts.test_path, exclude=opts.results_dir) if paths is None else list(paths)
         remove_stale_temporaries(opts.results_dir)
         keys = output_keys(paths, opts.test_path)
         self.summary.images_total = len(paths)
         queue: list = []
         with tqdm(total=len(paths), desc='images', unit='img', dynamic_ncols=True) as self._bar:
             for path in paths:
+                if is_video_file(path):
+                    queue = self._restore_queue(queue, full_batches_only=False)  # the photos before it first
+                    self._run_video(path, keys[path])
+                    continue
                 job = self._prepare(path, keys[path])
                 if job is None:
                     continue
                 if not job.faces:
                     self._finish(job)
                 queue.extend((job, face) for face in job.faces)
-                while len(queue) >= opts.batch_size:
-                    batch, queue = queue[:opts.batch_size], queue[opts.batch_size:]
-                    self._restore_batch(batch)
-                    queue = [item for item in queue if not item[0].failed]
-            if queue:
-                self._restore_batch(queue)
+                queue = self._restore_queue(queue, full_batches_only=True)
+            self._restore_queue(queue, full_batches_only=False)
         self.summary.stage_seconds = dict(self.timer.seconds)
         self.summary.forward_calls = self.photo_restorer.restorer.forward_calls
         self.summary.total_seconds = time.perf_counter() - start
@@ -155,6 +168,55 @@ class FolderRestoration:
             self.rows[path].note = f'{len(skipped)} face(s) skipped'
         return ImageJob(path, key, image, faces)
 
+    def _run_video(self, path: Path, key: str) -> None:
+        from dfdnet.pipeline.video import VideoRestoration
+
+        opts, row = self.options, ImageRow(name=key)
+        self.rows[path] = row
+        if opts.aligned:
+            self._fail(path, 'a video needs whole-frame mode (run it without --aligned)')
+            return
+        output = self.layout.path(STEP_FINAL, key, ext='mp4')
+        frame_writer = self._frame_writer(key) if opts.save_frames else None
+        try:
+            result = VideoRestoration(self.photo_restorer, opts.batch_size, smooth=opts.temporal_smoothing,
+                                      frame_writer=frame_writer, timer=self.timer).run(path, output)
+            with self.timer('write'):
+                self._add_picture(path, 'input', write_image(self.layout.path(STEP_INPUT, key), result.first_input))
+                self._add_picture(path, 'final', write_image(self.layout.path(STEP_FINAL, key), result.first_output))
+        except (VideoReadError, ImageSizeError) as exc:
+            self._fail(path, str(exc))
+            return
+        except Exception as exc:  # keep going past one bad video; the summary reports it
+            logger.debug('failure on %s', path, exc_info=True)
+            self._fail(path, f'{type(exc).__name__}: {exc}')
+            return
+        logger.info('%s: %d frames, %d faces restored in %.1f s (%.2f frames/s); audio %s -> %s', path, result.frames,
+                    result.faces_restored, result.seconds, result.fps, result.audio or 'none', output)
+        row.video = output
+        row.caption = (f'video ({result.input_description}): {result.frames} frames, {result.faces_restored} faces, '
+                    f'{result.fps:.2f} frames/s')
+        summary = self.summary
+        summary.videos.append({'path': str(path), **result.to_dict()})
+        summary.images_done += 1
+        summary.faces_detected += result.faces_restored + result.faces_skipped
+        summary.faces_restored += result.faces_restored
+        self._bar.update(1)
+
+    def _frame_writer(self, key: str):
+        """--save_frames: every frame's Step0-4 pictures under ``<step>/<key>/<frame>``."""
+        layout = self.layout
+
+        def write(index, rgb, faces, restored, final):
+            name = f'{key}/{index:06d}'
+            write_image(layout.path(STEP_INPUT, name), rgb)
+            for face, picture in zip(faces, restored):
+                write_image(layout.path(STEP_CROP, name, face.index), face.crop)
+                write_landmarks(layout.path(STEP_LANDMARKS, name, face.index, ext='txt'), face.landmarks68)
+                write_image(layout.path(STEP_RESTORED, name, face.index), picture)
+            write_image(layout.path(STEP_FINAL, name), final)
+        return write
+
     def _aligned_face(self, path: Path, rgb: np.ndarray):
         landmarks = None
         if self.options.landmarks_dir is not None:
@@ -173,6 +235,16 @@ class FolderRestoration:
             with atomic_path(self.layout.path(STEP_AFFINE, key, index, ext='txt')) as tmp:
                 np.savetxt(tmp, face.paste_affine, fmt='%.6f')
         write_landmarks(self.layout.path(STEP_LANDMARKS, key, index, ext='txt'), face.landmarks68)
+
+    def _restore_queue(self, queue: list, full_batches_only: bool) -> list:
+        """Restore queued (job, face) pairs ``batch_size`` at a time (also the last, partial batch
+        unless ``full_batches_only``); returns what is left, without faces of failed images."""
+        size = self.options.batch_size
+        while queue and (len(queue) >= size or not full_batches_only):
+            batch, queue = queue[:size], queue[size:]
+            self._restore_batch(batch)
+            queue = [item for item in queue if not item[0].failed]
+        return queue
 
     def _restore_batch(self, batch) -> None:
         try:

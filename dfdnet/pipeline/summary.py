@@ -40,6 +40,7 @@ class RunSummary:
     model_load_seconds: float = 0.0
     stage_seconds: dict = field(default_factory=dict)
     device: str = 'cpu'
+    videos: list = field(default_factory=list)  # VideoResult.to_dict() of each video, with its 'path'
 
     @property
     def ok(self) -> bool:
@@ -67,6 +68,7 @@ class RunSummary:
             'model_load_seconds': round(self.model_load_seconds, 3),
             'seconds_per_face': _round(self.seconds_per_face()), 'seconds_per_image': _round(self.seconds_per_image()),
             'stage_seconds': {k: round(v, 3) for k, v in self.stage_seconds.items()},
+            'videos': self.videos,
         }
 
     def write_json(self, path) -> Path:
@@ -86,6 +88,10 @@ class RunSummary:
                  '(generator)']
         if self.stage_seconds:
             lines.append('stages: ' + ', '.join(f'{k} {v:.1f} s' for k, v in self.stage_seconds.items()))
+        for video in self.videos:
+            lines.append(f"video {video['path']}: {video['frames']} frames in {video['seconds']:.1f} s "
+                         f"({video['frames_per_second']:.2f} frames/s), {video['faces_restored']} faces, audio "
+                         f"{video['audio'] or 'none'} -> {video['output']}")
         for path, reason in self.failed.items():
             lines.append(f'FAILED {path}: {reason}')
         return '\n'.join(lines)

@@ -7,6 +7,8 @@ import time
 
 import torch
 
+from dfdnet.utils.files import atomic_path
+
 
 def machine_info(device: str = 'cpu') -> dict:
     """What a figure was measured on: CPU model, cores, threads, torch version, GPU name."""
@@ -54,3 +56,14 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
             cells.append(f'{value:.3f}' if isinstance(value, float) else str(value))
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
+
+
+def print_report(report: dict, path=None) -> None:
+    """Print a measurement script's ``report`` as JSON, and write it to ``path`` too when given."""
+    import json
+
+    text = json.dumps(report, indent=2)
+    print(text)
+    if path is not None:
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding='utf-8')

@@ -18,10 +18,15 @@ from dfdnet.utils.files import atomic_path
 class ImageRow:
     """One image's entry. ``columns`` maps a column title to the picture files shown in it:
     'input' and 'final' make the photo's before/after pair; 'aligned crops' and 'restored faces'
-    (the same number, in face order) the per-face pairs; any other column is listed after them."""
+    (the same number, in face order) the per-face pairs; any other column is listed after them.
+    ``video``: a restored video; its row's 'input' and 'final' are then the first frame's posters,
+    and the restored one links to the video. ``note``: a problem (shown in red); ``caption``: a
+    description (grey)."""
     name: str
     columns: dict = field(default_factory=dict)
     note: str = ''
+    video: Path | None = None
+    caption: str = ''
 
 
 # Fits a 1400-px window without horizontal scrolling: pictures never exceed their column.
@@ -29,7 +34,7 @@ PAGE_STYLE = """
 body{font-family:sans-serif;margin:0 auto;padding:8px 16px;max-width:1600px;box-sizing:border-box}
 h2{margin:8px 0} .info{color:#444;margin:0 0 12px 0;overflow-wrap:anywhere}
 .image{border-top:1px solid #ccc;padding:8px 0} .name{font-weight:bold;overflow-wrap:anywhere}
-.note{color:#a33} .pair{display:flex;gap:8px;align-items:flex-start}
+.note{color:#a33} .caption{color:#555} .pair{display:flex;gap:8px;align-items:flex-start}
 .pair figure{flex:1 1 0;min-width:0;margin:0} .pair img{width:100%;height:auto;max-height:70vh;object-fit:contain}
 .faces{display:flex;flex-wrap:wrap;gap:12px;margin-top:8px} .face{display:flex;gap:4px}
 .face figure{margin:0;width:192px} .face img{width:192px;height:192px;object-fit:contain}
@@ -63,10 +68,10 @@ def write_results_page(path, rows, title: str = 'DFDNet results', info: dict | N
     path = Path(path)
     base = path.parent
 
-    def figure(picture, caption):
+    def figure(picture, caption, target=None):
         link = relative_url(picture, base)
         with tags.figure():
-            with tags.a(href=link):
+            with tags.a(href=relative_url(target, base) if target is not None else link):
                 tags.img(src=link, alt=readable(Path(picture).name), loading='lazy')
             tags.figcaption(readable(caption))
 
@@ -84,11 +89,20 @@ def write_results_page(path, rows, title: str = 'DFDNet results', info: dict | N
                 tags.div(readable(row.name), cls='name')
                 if row.note:
                     tags.div(readable(row.note), cls='note')
+                if row.caption:
+                    tags.div(readable(row.caption), cls='caption')
                 before, after = row.columns.get('input', []), row.columns.get('final', [])
                 if before and after:
                     with tags.div(cls='pair'):
-                        figure(before[0], 'input')
-                        figure(after[0], 'restored')
+                        if row.video is not None:
+                            figure(before[0], 'input (first frame)')
+                            figure(after[0], f'restored (first frame): open {Path(row.video).name}', row.video)
+                        else:
+                            figure(before[0], 'input')
+                            figure(after[0], 'restored')
+                if row.video is not None:
+                    with tags.div(cls='caption'):
+                        tags.a(f'restored video: {readable(Path(row.video).name)}', href=relative_url(row.video, base))
                 crops, restored = row.columns.get('aligned crops', []), row.columns.get('restored faces', [])
                 with tags.div(cls='faces'):
                     for index, face in enumerate(restored):

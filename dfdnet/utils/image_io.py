@@ -50,11 +50,12 @@ def looks_like_image(path) -> bool:
     return is_image_file(path) or Path(path).suffix.lower() in OTHER_IMAGE_EXTENSIONS
 
 
-def list_images(root, exclude=None) -> list:
+def list_images(root, exclude=None, include=None) -> list:
     """Image files under ``root`` (searched recursively, sorted), or ``[root]`` for a single file.
 
     Image-like files of kinds that may not decode (e.g. .heic) are listed too: ``read_image`` then
-    reports them. ``exclude``: a folder whose contents are skipped (e.g. a results folder in ``root``).
+    reports them. ``exclude``: a folder whose contents are skipped (e.g. a results folder in ``root``);
+    ``include``: the test of a file's name (default ``looks_like_image``).
     For a dataset's flat folders of faces, see ``list_face_images``.
     """
     root = Path(root)
@@ -63,9 +64,10 @@ def list_images(root, exclude=None) -> list:
     if not root.is_dir():
         raise FileNotFoundError(f'test path not found: {root}')
     exclude = Path(exclude).resolve() if exclude is not None else None
+    include = looks_like_image if include is None else include
     found = []
     for path in sorted(root.rglob('*')):
-        if not path.is_file() or not looks_like_image(path) or path.name.startswith('.'):
+        if not path.is_file() or not include(path) or path.name.startswith('.'):
             continue
         if exclude is not None and exclude in path.resolve().parents:
             continue

@@ -248,7 +248,7 @@ def fast_features(monkeypatch):
     monkeypatch.setattr(builder_module, 'load_encoder', lambda *a, **k: loaded)
     extracted = []
 
-    def fake_samples(encoder, faces, landmarks, config, flip, device='cpu'):
+    def fake_samples(encoder, faces, landmarks, config, flip, device='cpu', precision='fp32'):
         extracted.extend(faces)
         views = [face[:, ::-1] if v else face for face in faces for v in range(1 + flip)]
         out = {}
@@ -333,7 +333,7 @@ def test_every_command_line_flag_is_a_build_option():
 
     args = parse_args(['--input', 'a', '--output', 'b', '--k', '8', '--max_faces', '3', '--align', '--no_flip',
                        '--landmarks_dir', 'l', '--cache_dir', 'c', '--batch_size', '2', '--gpu_ids', '-1',
-                       '--seed', '5'])
+                       '--seed', '5', '--precision', 'bf16'])
     overrides = overrides_from_args(args)
     assert all(value is not None for value in overrides.values()), 'every flag was given'
     for key in overrides:
@@ -344,3 +344,24 @@ def test_every_command_line_flag_is_a_build_option():
         assert leaf in typing.get_type_hints(cls), key
     encoder_flags = {'checkpoint', 'vgg', 'random_encoder'}
     assert encoder_flags <= {f.name for f in dataclasses.fields(BuildOptions)}
+
+
+def test_bf16_features_are_float32_crops_close_to_fp32(shared_data):
+    """The encoder pass in bf16 (the shipped model's encoder: width 16, 256-px core): the crops come
+    back float32 and within a few per cent of the fp32 ones; a wrong precision is refused."""
+    from dfdnet.face.landmarks import DlibLandmarker, aligned_face_landmarks
+    from dfdnet.pipeline.photo import shipped_model_dir
+    from dfdnet.utils.image_io import read_rgb
+
+    encoder, config, _ = load_encoder(checkpoint=shipped_model_dir() / 'net_g.pth')
+    face = read_rgb(shared_data / 'faces_hq' / 'celebahq_512' / FACES[0])
+    points = aligned_face_landmarks(face, DlibLandmarker(68))
+    fp32 = extract_samples(encoder, [face], [points], config, flip=False)
+    bf16 = extract_samples(encoder, [face], [points], config, flip=False, precision='bf16')
+    assert fp32.keys() == bf16.keys()
+    for key, (crops, valid) in fp32.items():
+        assert bf16[key][0].dtype == torch.float32 and bool(valid.all())
+        relative = (bf16[key][0] - crops).norm() / crops.norm()
+        assert 0 < relative < 0.05, (key, float(relative))
+    with pytest.raises(ValueError, match='precision'):
+        make_options('in', 'out', precision='int8').validate()

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import IdentityGenerator
 from dfdnet.cli.restore import main
 from dfdnet.face.alignment import transform_points
 from dfdnet.face.paste import soft_mask
@@ -177,7 +178,7 @@ def test_missing_dictionaries_stop_before_any_work(tmp_path, capsys, small_model
 
 def test_no_images_and_bad_options(tmp_path, capsys):
     assert main(['--test_path', str(tmp_path), '--gpu_ids', '-1']) == 2
-    assert 'no images found' in capsys.readouterr().err
+    assert 'no images or videos found' in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(['--test_path', str(tmp_path), '--ext', 'gif'])
 
@@ -219,7 +220,7 @@ def test_many_faces_go_through_in_batches(tmp_path, shared_data):
 
     source = shared_data / 'whole' / 'gpen_solvay' / 'Solvay_conference_1927.png'
     options = RestoreOptions(test_path=source, results_dir=tmp_path, upscale_factor=1, batch_size=8, write_html=False)
-    photo = PhotoRestorer(build_preparer(options, 512), CropRestorer(_StandIn(), batch_size=8), upscale_factor=1)
+    photo = PhotoRestorer(build_preparer(options, 512), CropRestorer(IdentityGenerator(), batch_size=8), upscale_factor=1)
     summary = FolderRestoration(options, photo).run()
     assert summary.faces_restored == 28 and summary.forward_calls == 4
     assert len(list((tmp_path / 'Step3_RestoreCropFace').iterdir())) == 28
@@ -232,14 +233,6 @@ def test_many_faces_go_through_in_batches(tmp_path, shared_data):
     np.testing.assert_array_equal(result.image, final)
     np.testing.assert_array_equal(result.restored_faces[3],
                                   read_image(tmp_path / 'Step3_RestoreCropFace' / 'Solvay_conference_1927_03.png'))
-
-
-class _StandIn(torch.nn.Module):
-    """Returns its input: lets the pipeline's bookkeeping be tested without 10-s forwards."""
-
-    def forward(self, images, boxes):
-        assert images.shape[1:] == (3, 512, 512) and boxes.shape == (images.shape[0], 4, 4)
-        return images
 
 
 def test_aligned_grey_and_rgba_16_bit_inputs_keep_their_kind(tmp_path, shared_data, caplog):
@@ -255,7 +248,7 @@ def test_aligned_grey_and_rgba_16_bit_inputs_keep_their_kind(tmp_path, shared_da
     write_image(inputs / name, np.dstack([face.astype(np.uint16) * 257, alpha]))
     landmarks_dir = shared_data / 'faces_lq' / 'dfdnet_realvgg_landmarks'
     options = RestoreOptions(test_path=inputs, results_dir=tmp_path / 'out', aligned=True, landmarks_dir=landmarks_dir)
-    photo = PhotoRestorer(build_preparer(options, 512), CropRestorer(_StandIn()))
+    photo = PhotoRestorer(build_preparer(options, 512), CropRestorer(IdentityGenerator()))
     summary = FolderRestoration(options, photo).run()
     assert summary.ok and summary.faces_restored == 2 and summary.forward_calls == 1
     assert 'no landmark file' in caplog.text and 'small_grey.png' in caplog.text

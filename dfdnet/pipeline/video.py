@@ -1,0 +1,173 @@
+"""Restore every face of a video: frames streamed in and out, faces tracked and smoothed over time,
+batched across frames, pasted back, written to MP4 with the input's audio.
+
+Memory stays bounded whatever the video's length: a frame waits only until its faces are
+restored (at most about ``batch_size`` faces, or ``max_pending_frames`` frames, are in flight),
+and frames leave in order.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from dfdnet.face.landmarks import LandmarkError
+from dfdnet.face.tracking import FaceTracker
+from dfdnet.pipeline.photo import PhotoRestorer
+from dfdnet.pipeline.summary import StageTimer
+from dfdnet.utils.video_io import DecodedFrame, VideoReader, VideoWriter
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class VideoResult:
+    """What one video gave: frames written, faces restored and skipped (detected but unusable),
+    seconds of work (model loading excluded), how the audio went (None, 'copied' or 'aac'),
+    the output path and the first frame before and after (RGB uint8, for a poster)."""
+    output: Path
+    frames: int = 0
+    faces_restored: int = 0
+    faces_skipped: int = 0
+    seconds: float = 0.0
+    audio: str | None = None
+    input_description: str = ''
+    first_input: np.ndarray | None = None
+    first_output: np.ndarray | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {'output': str(self.output), 'frames': self.frames, 'faces_restored': self.faces_restored,
+                'faces_skipped': self.faces_skipped, 'seconds': round(self.seconds, 3),
+                'frames_per_second': round(self.fps, 3), 'audio': self.audio, 'input': self.input_description}
+
+
+@dataclass
+class _FrameJob:
+    frame: DecodedFrame
+    faces: list
+    restored: dict = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return len(self.restored) == len(self.faces)
+
+
+class VideoRestoration:
+    """Runs a ``PhotoRestorer``'s steps over a video's frames.
+
+    photo_restorer: detection, alignment, generator and paste-back (its options: upscale, mask,
+    colour fix); batch_size: faces per generator call, gathered across frames; smooth: track faces
+    and smooth their landmarks over time (``FaceTracker``), else every frame on its own;
+    max_pending_frames: frames held at most while their faces wait for a batch (default 4 x
+    batch_size); frame_writer: optional ``callable(frame_index, input_rgb, faces, restored, final)``
+    (e.g. ``--save_frames``); timer: a ``StageTimer`` to add the stages to.
+    """
+
+    def __init__(self, photo_restorer: PhotoRestorer, batch_size: int = 4, smooth: bool = True,
+                 max_pending_frames: int | None = None, frame_writer=None, timer: StageTimer | None = None):
+        self.photo_restorer = photo_restorer
+        self.batch_size = max(1, int(batch_size))
+        self.smooth = smooth
+        self.max_pending_frames = max_pending_frames or 4 * self.batch_size
+        self.frame_writer = frame_writer
+        self.timer = timer or StageTimer()
+
+    def run(self, path, output) -> VideoResult:
+        """Restore ``path`` into the MP4 ``output`` (written atomically). Raises ``VideoReadError``
+        for an unreadable video and ``ImageSizeError`` when its upscaled frames are too large;
+        nothing is left at ``output`` on failure."""
+        start = time.perf_counter()
+        photo = self.photo_restorer
+        with VideoReader(path) as reader:
+            info = reader.info
+            photo.check_output_size((info.height, info.width))
+            up = photo.upscale_factor
+            writer = VideoWriter(output, info, info.width * up, info.height * up, audio=reader.audio)
+            result = VideoResult(Path(output), audio=writer.audio_mode, input_description=info.describe())
+            tracker = FaceTracker() if self.smooth else None
+            pending: deque = deque()
+            queue: list = []
+            try:
+                with tqdm(total=info.frames or None, desc=Path(path).name, unit='frame', dynamic_ncols=True,
+                          leave=False) as bar:
+                    for item in reader:
+                        if not isinstance(item, DecodedFrame):
+                            with self.timer('audio'):
+                                writer.write_audio(item)
+                            continue
+                        faces, skipped = self._frame_faces(item, tracker)
+                        result.faces_skipped += skipped
+                        job = _FrameJob(item, faces)
+                        pending.append(job)
+                        queue.extend((job, face) for face in faces)
+                        while len(queue) >= self.batch_size or (queue and len(pending) > self.max_pending_frames):
+                            queue = self._restore(queue)
+                        self._emit_done(pending, writer, result, bar)
+                    while queue:
+                        queue = self._restore(queue)
+                    self._emit_done(pending, writer, result, bar)
+                with self.timer('encode'):
+                    writer.close()
+            except BaseException:
+                writer.abort()
+                raise
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _frame_faces(self, frame: DecodedFrame, tracker: FaceTracker | None):
+        preparer, up = self.photo_restorer.preparer, self.photo_restorer.upscale_factor
+        found, skipped = preparer.detect(frame.rgb, self.timer)
+        skipped = len(skipped)
+        if tracker is not None:
+            tracked = tracker.update([f[1] for f in found], np.array([f[3] for f in found]).reshape(-1, 5, 2),
+                                     frame.seconds, scores=[f[2] for f in found])
+        else:
+            tracked = [(None, f[3]) for f in found]
+        faces = []
+        for (index, box, score, _), (track, points5) in zip(found, tracked):
+            if track is not None and not track.confirmed:
+                logger.debug('frame %d: face %d (score %.2f) not restored until its track is confirmed', frame.index,
+                             index, score)
+                continue
+            smooth68 = (lambda lm, t=track: t.smooth_landmarks68(lm, preparer.face_size)) if track else None
+            try:
+                faces.append(preparer.prepare(frame.rgb, index, box, score, points5, up, self.timer, smooth68))
+            except (LandmarkError, ValueError) as exc:
+                logger.debug('frame %d, face %d skipped: %s', frame.index, index, exc)
+                skipped += 1
+        return faces, skipped
+
+    def _restore(self, queue: list) -> list:
+        batch, rest = queue[:self.batch_size], queue[self.batch_size:]
+        with self.timer('restore'):
+            outputs = self.photo_restorer.restorer.restore([f.crop for _, f in batch], [f.boxes for _, f in batch])
+        for (job, face), restored in zip(batch, outputs):
+            job.restored[face.index] = restored
+        return rest
+
+    def _emit_done(self, pending: deque, writer: VideoWriter, result: VideoResult, bar) -> None:
+        photo = self.photo_restorer
+        while pending and pending[0].done:
+            job = pending.popleft()
+            restored = [job.restored[f.index] for f in job.faces]
+            with self.timer('paste'):
+                final = photo.paste(job.frame.rgb, job.faces, restored)
+            with self.timer('encode'):
+                writer.write_frame(final, job.frame.pts)
+            if self.frame_writer is not None:
+                with self.timer('write'):
+                    self.frame_writer(job.frame.index, job.frame.rgb, job.faces, restored, final)
+            if result.first_output is None:
+                result.first_input, result.first_output = job.frame.rgb, final
+            result.frames += 1
+            result.faces_restored += len(job.faces)
+            bar.update(1)
