@@ -24,22 +24,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dfdnet.face.paste import face_mask, paste_faces, soft_mask  # noqa: E402
+from dfdnet.face.paste import canvas_masks, face_mask, paste_faces  # noqa: E402
 from dfdnet.pipeline.options import RestoreOptions  # noqa: E402
 from dfdnet.pipeline.photo import PhotoRestorer  # noqa: E402
 from dfdnet.utils.image_io import list_face_images, read_rgb  # noqa: E402
-
-
-def canvas_mask(masks_crop, faces, shape, upscale: int, face_size: int) -> np.ndarray:
-    """The union (max) of every face's mask on the canvas: face-shaped (crop masks given) or released."""
-    total = np.zeros(shape[:2], np.float32)
-    for face, mask in zip(faces, masks_crop):
-        if mask is None:
-            warped = soft_mask(face.paste_affine, face_size, shape[:2], upscale)
-        else:
-            warped = cv2.warpAffine(mask, face.paste_affine, (shape[1], shape[0]), flags=cv2.INTER_LINEAR)
-        total = np.maximum(total, warped)
-    return total
 
 
 def gradient(image: np.ndarray) -> np.ndarray:
@@ -79,8 +67,7 @@ def main(argv=None) -> int:
                    'released': result.image,
                    'face': paste_faces(small, result.restored_faces, [f.paste_affine for f in result.faces],
                                        args.scale, crop_masks)}
-        bands = {'released': canvas_mask([None] * len(result.faces), result.faces, gt.shape, args.scale, size),
-                 'face': canvas_mask(crop_masks, result.faces, gt.shape, args.scale, size)}
+        bands = {kind: canvas_masks(result.faces, gt.shape, size, args.scale, kind) for kind in ('released', 'face')}
         gt_grad = gradient(gt)
         row = {'photo': path.name, 'faces': len(result.faces)}
         for band_name, band_mask in bands.items():

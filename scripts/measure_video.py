@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dfdnet.data.synthetic_video import noisy_frames, write_clip  # noqa: E402
-from dfdnet.face.paste import face_mask, upscale_image  # noqa: E402
+from dfdnet.face.paste import canvas_masks, upscale_image  # noqa: E402
 from dfdnet.metrics.temporal import temporal_change  # noqa: E402
 from dfdnet.pipeline.options import RestoreOptions  # noqa: E402
 from dfdnet.pipeline.photo import PhotoRestorer  # noqa: E402
@@ -30,7 +30,7 @@ from dfdnet.pipeline.summary import StageTimer  # noqa: E402
 from dfdnet.pipeline.video import VideoRestoration  # noqa: E402
 from dfdnet.utils.benchmarking import print_report  # noqa: E402
 from dfdnet.utils.image_io import read_rgb  # noqa: E402
-from dfdnet.utils.video_io import DecodedFrame, VideoReader  # noqa: E402
+from dfdnet.utils.video_io import VideoReader  # noqa: E402
 
 
 def fit_frame(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -50,17 +50,12 @@ def face_region(photo: PhotoRestorer, frame: np.ndarray) -> np.ndarray:
     if not faces:
         raise SystemExit('no face found in the clip')
     up = photo.upscale_factor
-    region = np.zeros((frame.shape[0] * up, frame.shape[1] * up), bool)
-    for face in faces:
-        mask = cv2.warpAffine(face_mask(face.landmarks68, photo.face_size), face.paste_affine,
-                              (region.shape[1], region.shape[0]), flags=cv2.INTER_LINEAR)
-        region |= mask > 0.5
-    return region
+    return canvas_masks(faces, (frame.shape[0] * up, frame.shape[1] * up), photo.face_size, up) > 0.5
 
 
 def video_frames(path):
     with VideoReader(path) as reader:
-        return [item.rgb for item in reader if isinstance(item, DecodedFrame)]
+        return [frame.rgb for frame in reader.frames()]
 
 
 def main(argv=None) -> int:

@@ -91,6 +91,22 @@ def face_mask(landmarks68, face_size: int) -> np.ndarray:
     return cv2.GaussianBlur(mask, (0, 0), sigmaX=feather / 3.0)
 
 
+def canvas_masks(faces, shape, face_size: int, upscale: int, kind: str = 'face') -> np.ndarray:
+    """The union (max) of the paste masks of ``faces`` (each with ``landmarks68`` and
+    ``paste_affine``, e.g. ``PreparedFace``) on an (H, W[, C]) canvas: float32 (H, W) in [0, 1],
+    ``face_mask`` ('face') or the released feathered square ('released')."""
+    height, width = shape[:2]
+    total = np.zeros((height, width), np.float32)
+    for face in faces:
+        if kind == 'released':
+            warped = soft_mask(face.paste_affine, face_size, (height, width), upscale)
+        else:
+            warped = cv2.warpAffine(face_mask(face.landmarks68, face_size), np.asarray(face.paste_affine, np.float64),
+                                    (width, height), flags=cv2.INTER_LINEAR)
+        total = np.maximum(total, warped)
+    return total
+
+
 def _face_for_canvas(face: np.ndarray, channels: int, value_scale: float) -> np.ndarray:
     face = face.astype(np.float32)
     if face.ndim == 2:

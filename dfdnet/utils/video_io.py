@@ -139,6 +139,10 @@ class VideoReader:
         if index == 0:
             raise VideoReadError(f'{self.path}: no frame could be decoded')
 
+    def frames(self):
+        """The ``DecodedFrame``s alone (the audio packets skipped)."""
+        return (item for item in self if isinstance(item, DecodedFrame))
+
     def close(self) -> None:
         self._container.close()
 
@@ -184,7 +188,7 @@ class VideoWriter:
             self.video.options = {'crf': str(int(crf)), 'preset': 'medium'}
         else:
             self.video.bit_rate = 8_000_000
-        self.time_base = info.time_base
+        self.time_base, self.fps = info.time_base, info.fps
         self.frames_written = 0
         self._audio_in, self._audio_out, self.audio_mode = audio, None, None
         if audio is not None:
@@ -211,7 +215,7 @@ class VideoWriter:
             rgb = np.pad(rgb, ((0, pad_y), (0, pad_x), (0, 0)), mode='edge')
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format='rgb24')
         if pts is None:
-            pts = int(round(self.frames_written / (float(self.video.average_rate or 25) * self.time_base)))
+            pts = int(round(self.frames_written / (self.fps * self.time_base)))
         frame.pts, frame.time_base = int(pts), self.time_base
         self._container.mux(self.video.encode(frame))
         self.frames_written += 1

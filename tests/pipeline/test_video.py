@@ -13,7 +13,7 @@ import pytest
 from conftest import IdentityGenerator
 from dfdnet.cli.restore import main
 from dfdnet.data.synthetic_video import noisy_frames, write_clip
-from dfdnet.face.paste import face_mask, upscale_image
+from dfdnet.face.paste import canvas_masks, upscale_image
 from dfdnet.metrics.temporal import temporal_change
 from dfdnet.pipeline.options import RestoreOptions
 from dfdnet.pipeline.photo import PhotoRestorer, build_preparer, shipped_model_dir
@@ -21,7 +21,7 @@ from dfdnet.pipeline.restorer import CropRestorer
 from dfdnet.pipeline.runner import FolderRestoration
 from dfdnet.pipeline.video import VideoRestoration
 from dfdnet.utils.image_io import read_image, read_rgb
-from dfdnet.utils.video_io import DecodedFrame, VideoReader
+from dfdnet.utils.video_io import VideoReader
 
 pytest.importorskip('av')
 PHOTO = 'TestData/astronaut_pair.jpg'  # 448 x 224, two faces
@@ -29,7 +29,7 @@ PHOTO = 'TestData/astronaut_pair.jpg'  # 448 x 224, two faces
 
 def _frames(path):
     with VideoReader(path) as reader:
-        return reader.info, [item.rgb for item in reader if isinstance(item, DecodedFrame)]
+        return reader.info, [frame.rgb for frame in reader.frames()]
 
 
 @pytest.fixture(scope='module')
@@ -87,9 +87,7 @@ def test_restored_faces_of_a_still_noisy_scene_are_steady(tmp_path, still_photo)
     photo = PhotoRestorer(build_preparer(RestoreOptions(), 512), CropRestorer(IdentityGenerator()), upscale_factor=2)
     faces, _, _ = photo.preparer.faces_in_image(still_photo, 2)
     assert len(faces) == 2
-    region = np.zeros((448, 896), bool)
-    for face in faces:
-        region |= cv2.warpAffine(face_mask(face.landmarks68, 512), face.paste_affine, (896, 448)) > 0.5
+    region = canvas_masks(faces, (448, 896), 512, 2) > 0.5
     _, inputs = _frames(clip)
     info, restored = _frames(results / 'Step4_FinalResults' / 'still.mp4')
     assert info.frames == 4 and info.audio_codec == 'aac'
