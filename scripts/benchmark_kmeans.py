@@ -1,6 +1,6 @@
 """Benchmark dfdnet's k-means (torch and faiss backends) against scikit-learn.
 
-Features: either synthetic (``--synthetic N D``: Gaussian blobs, see ``synthetic``) or the
+Features: given .npy arrays (``--features``), synthetic (``--synthetic N D``: Gaussian blobs, see ``synthetic``) or the
 network's component crops of the first ``--num_faces`` aligned faces of ``--faces`` (and their
 mirror images), from the encoder given as in build_dictionary (``--checkpoint`` / ``--vgg`` /
 ``--random_encoder``), at one level (default 0: the stride-2 relu2_2 features, whose left-eye
@@ -135,11 +135,13 @@ def run_one(x, x16, k: int, seed: int, args, kmeans, implementations) -> dict:
     row = {'n': int(x.shape[0]), 'dim': int(x.shape[1]), 'k': k, 'seed': seed,
            'sklearn': {'s': round(t_sk, 3), 'inertia': float(sk.inertia_), 'n_iter': int(sk.n_iter_)}, 'runs': {}}
     for impl in implementations:
+        name, _, stop = impl.partition(' inertia_tol=')
         backend, features, resident = {'torch': ('torch', x, 2**40), 'faiss': ('faiss', x, 2**40),
-                                       'torch fp16 memmap': ('torch', x16, 0)}[impl]
+                                       'torch fp16 memmap': ('torch', x16, 0)}[name]
         took, result = timed(args.repeat, lambda: kmeans(features, k, seed=seed, max_iter=args.max_iter, tol=args.tol,
                                                          device=args.device, max_resident_bytes=resident,
-                                                         backend=backend))
+                                                         backend=backend, inertia_tol=float(stop or 0),
+                                                         init_dims=args.init_dims))
         row['runs'][impl] = {'s': round(took, 3), 'inertia': result.inertia, 'n_iter': result.n_iter,
                              'backend': result.backend, 'device': result.device}
     return row
@@ -153,6 +155,9 @@ def main(argv=None) -> int:
     parser.add_argument('--separation', type=float, default=1.5, help='--synthetic: spread of the blob centres')
     parser.add_argument('--decay', type=float, default=0.0, help='--synthetic: spectrum decay exponent')
     parser.add_argument('--data_seed', type=int, default=0, help='--synthetic: seed of the features')
+    parser.add_argument('--features', nargs='+', metavar='NPY',
+                        help='cluster these (N, D) .npy arrays, e.g. the feature files of a complete '
+                             "dictionary build's cache (<output>_cache/features/<part>_<size>.npy)")
     parser.add_argument('--faces')
     parser.add_argument('--num_faces', type=int, default=500)
     parser.add_argument('--level', type=int, default=0, choices=range(4))
@@ -163,6 +168,9 @@ def main(argv=None) -> int:
     parser.add_argument('--repeat', type=int, default=1, help='time each run this many times, keep the fastest')
     parser.add_argument('--max_iter', type=int, default=100)
     parser.add_argument('--tol', type=float, default=1e-4)
+    parser.add_argument('--init_dims', type=int, default=256, help='kmeans(init_dims=...) for every run of ours')
+    parser.add_argument('--inertia_tol', type=float, nargs='+', default=[],
+                        help="also time each backend with kmeans(inertia_tol=...) at these values")
     parser.add_argument('--device', default='cpu', help="torch device for ours (default 'cpu', as scikit-learn)")
     parser.add_argument('--memmap', action='store_true', help='also time the torch backend streaming float16 from disk')
     parser.add_argument('--work', required=True, help='folder for the cached features and the results')
@@ -171,18 +179,25 @@ def main(argv=None) -> int:
     source.add_argument('--vgg')
     source.add_argument('--random_encoder', type=int)
     args = parser.parse_args(argv)
-    if not args.synthetic and not (args.faces and (args.checkpoint or args.vgg or args.random_encoder is not None)):
-        parser.error('give --synthetic N D, or --faces with one of --checkpoint / --vgg / --random_encoder')
+    if not args.synthetic and not args.features and not (
+            args.faces and (args.checkpoint or args.vgg or args.random_encoder is not None)):
+        parser.error('give --synthetic N D, --features NPY, or --faces with one of --checkpoint / --vgg / '
+                     '--random_encoder')
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
-    features = synthetic(args) if args.synthetic else extract(args, work)
+    if args.features:
+        features = {Path(f).stem: np.load(f, mmap_mode='r') for f in args.features}
+    else:
+        features = synthetic(args) if args.synthetic else extract(args, work)
 
     from dfdnet.dictionary.kmeans import _import_faiss, kmeans
 
     faiss = _import_faiss()
-    implementations = ['torch'] + (['faiss'] if faiss else []) + (['torch fp16 memmap'] if args.memmap else [])
+    backends = ['torch'] + (['faiss'] if faiss else [])
+    implementations = (backends + [f'{b} inertia_tol={t:g}' for b in backends for t in args.inertia_tol]
+                       + (['torch fp16 memmap'] if args.memmap else []))
     if faiss:
         faiss.omp_set_num_threads(args.threads)
     else:
@@ -199,7 +214,7 @@ def main(argv=None) -> int:
                 row = dict(part=part, **run_one(x, x16, k, seed, args, kmeans, implementations))
                 results.append(row)
                 print(json.dumps(row), flush=True)
-    meta = {'threads': args.threads, 'repeat': args.repeat, 'device': args.device, 'torch': torch.__version__,
+    meta = {'threads': args.threads, 'init_dims': args.init_dims, 'repeat': args.repeat, 'device': args.device, 'torch': torch.__version__,
             'faiss': getattr(faiss, '__version__', None), 'argv': sys.argv[1:], 'results': results}
     (work / 'benchmark.json').write_text(json.dumps(meta, indent=1))
     print_summary(results, args.threads)

@@ -177,7 +177,8 @@ def _cluster(store: FeatureStore, options: BuildOptions, layout: dict, out: Path
         result = kmeans(features, options.k, seed=options.seed, max_iter=options.kmeans.max_iter,
                         tol=options.kmeans.tol, chunk_size=chunk, device=device,
                         max_resident_bytes=int(options.kmeans.resident_gb * 2**30), progress=True, desc=name,
-                        backend=options.kmeans.backend)
+                        backend=options.kmeans.backend, inertia_tol=options.kmeans.inertia_tol,
+                        init_dims=options.kmeans.init_dims)
         centres = result.centers.numpy().astype(np.float32).reshape(options.k, channels, side, side)
         with atomic_path(target) as tmp:
             with open(tmp, 'wb') as fh:

@@ -14,9 +14,11 @@ class KMeansOptions:
     """Lloyd stopping rules and memory limits (bytes are given in MiB / GiB)."""
     max_iter: int = 100
     tol: float = 1e-4
+    inertia_tol: float = 3e-4      # also stop when an iteration gains less than this fraction of inertia (0: off)
+    init_dims: int = 256           # k-means++ distances in a random projection this wide (0: full features)
     chunk_mb: int | None = None    # float32 rows per distance block, in MiB (None: 32 on CPU, 1024 on GPU)
     resident_gb: float = 4.0       # copy a (part, level)'s features to the device when at most this big
-    backend: str = 'auto'          # 'faiss', 'torch' or 'auto' (faiss when installed and a float32 copy fits)
+    backend: str = 'auto'          # 'faiss', 'torch' or 'auto' (faiss on a GPU with a GPU build of faiss, else torch)
 
 
 @dataclass
@@ -65,6 +67,9 @@ class BuildOptions:
             raise ValueError(f'max_faces must be positive, got {self.max_faces}')
         if self.kmeans.backend not in ('auto', 'faiss', 'torch'):
             raise ValueError(f"kmeans.backend must be 'auto', 'faiss' or 'torch', got {self.kmeans.backend!r}")
+        if self.kmeans.inertia_tol < 0 or self.kmeans.init_dims < 0:
+            raise ValueError(f'kmeans.inertia_tol and kmeans.init_dims must be >= 0, got {self.kmeans.inertia_tol} '
+                             f'and {self.kmeans.init_dims}')
         if self.precision not in ('auto', 'fp32', 'bf16', 'fp16'):
             raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
         if self.batch_size < 1:
