@@ -95,7 +95,7 @@ def read_checkpoint(path) -> tuple[dict, GeneratorConfig, str]:
     if not isinstance(data, dict):
         raise CheckpointError(f'{path}: expected a state dict, got {type(data).__name__}')
     if data.get('format') == OWN_FORMAT:
-        return _strip_module_prefix(data['params']), GeneratorConfig(**data.get('config', {})), OWN_FORMAT
+        return _own_params(path, data), GeneratorConfig(**data.get('config', {})), OWN_FORMAT
     if 'params' in data or 'params_ema' in data:
         state = data.get('params_ema', data.get('params'))
         return _strip_module_prefix(dict(state)), GeneratorConfig(), 'basicsr'
@@ -158,18 +158,53 @@ def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig |
     return model
 
 
-def save_generator(model: DFDNetGenerator, path, half: bool = False, **metadata) -> None:
+STORED_WEIGHTS = ('float32', 'float16', 'int8')
+
+
+def _int8_per_channel(weight: torch.Tensor):
+    """(int8 tensor, float32 scale of shape (out, 1, ...)): symmetric, one scale per output channel."""
+    flat = weight.float().reshape(weight.shape[0], -1)
+    scale = (flat.abs().amax(1) / 127).clamp_min(torch.finfo(torch.float32).tiny)
+    values = torch.round(flat / scale[:, None]).clamp_(-127, 127).to(torch.int8).reshape(weight.shape)
+    return values, scale.reshape((-1,) + (1,) * (weight.ndim - 1))
+
+
+def save_generator(model: DFDNetGenerator, path, weights: str = 'float32', **metadata) -> None:
     """Write this project's checkpoint format atomically (dictionaries are not included).
 
-    ``half`` stores the weights in float16 (half the file; ``load_generator`` computes in float32
-    again). The spectral-norm vectors stay float32: sigma is sensitive to their precision.
+    ``weights``: 'float32'; 'float16' (half the file); or 'int8' (a quarter: every tensor of two
+    or more dimensions in int8 with one float32 scale per output channel, the rest float16).
+    ``load_generator`` computes in float32 whatever is stored. The spectral-norm vectors stay
+    float32: sigma is sensitive to their precision.
     """
+    if weights not in STORED_WEIGHTS:
+        raise ValueError(f'weights must be one of {", ".join(STORED_WEIGHTS)}, got {weights!r}')
     if getattr(model, 'spectral_norm_folded', False):
         raise ValueError('cannot save a generator whose spectral norm was folded for inference; '
                          'load it with fold_spectral_norm=False')
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    if half:
-        state = {k: v.half() if v.is_floating_point() and not k.endswith(('weight_u', 'weight_v')) else v
-                 for k, v in state.items()}
-    atomic_torch_save({'format': OWN_FORMAT, 'version': 1, 'config': model.config.to_dict(),
+    scales = {}
+    for key, value in state.items():
+        if not value.is_floating_point() or key.endswith(('weight_u', 'weight_v')) or weights == 'float32':
+            continue
+        if weights == 'int8' and value.ndim >= 2:
+            state[key], scales[key] = _int8_per_channel(value)
+        else:
+            state[key] = value.half()
+    extra = {'version': 2, 'int8_scales': scales} if scales else {'version': 1}
+    atomic_torch_save({'format': OWN_FORMAT, **extra, 'config': model.config.to_dict(),
                        'params': state, **metadata}, path)
+
+
+def _own_params(path: Path, data: dict) -> dict:
+    """The float state dict of this project's format (int8 tensors scaled back to float32)."""
+    if data.get('version', 1) > 2:
+        raise CheckpointError(f'{path}: checkpoint format version {data["version"]} is newer than this code reads (2)')
+    state = _strip_module_prefix(dict(data['params']))
+    scales = data.get('int8_scales', {})
+    for key, value in state.items():
+        if value.dtype == torch.int8:
+            if key not in scales:
+                raise CheckpointError(f'{path}: {key} is stored in int8 without its scale')
+            state[key] = value.float() * scales[key]
+    return state

@@ -18,6 +18,9 @@ def main(argv=None) -> int:
     parser.add_argument('--experiments', nargs='*', type=Path, default=[],
                         help='training run folders (experiments/<name>) whose command lines, options and '
                              'validation results are recorded in model.json')
+    parser.add_argument('--weights', choices=('float16', 'int8'), default='float16',
+                        help='how net_g.pth stores the weights: float16, or int8 with one float32 scale per '
+                             'output channel (a quarter of float32; model.json records the output difference)')
     parser.add_argument('--inherit_provenance', type=Path, default=None, metavar='MODEL_JSON',
                         help="the model.json of the model this one was fine-tuned from: its runs are recorded first")
     args = parser.parse_args(argv)
@@ -27,7 +30,7 @@ def main(argv=None) -> int:
     if args.inherit_provenance:
         provenance = dict(json.loads(args.inherit_provenance.read_text()).get('provenance', {}))
     provenance.update({folder.name: experiment_record(folder) for folder in args.experiments})
-    export_model(args.checkpoint, args.dict_dir, args.output, args.description, provenance)
+    export_model(args.checkpoint, args.dict_dir, args.output, args.description, provenance, weights=args.weights)
     return 0
 
 

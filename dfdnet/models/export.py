@@ -1,9 +1,9 @@
 """Export a trained generator and its dictionaries as a compact, self-describing model folder (the
 one shipped in ``dfdnet/pretrained/default``).
 
-The folder holds ``net_g.pth`` (this project's checkpoint format, float16 weights),
+The folder holds ``net_g.pth`` (this project's checkpoint format, float16 or int8 weights),
 ``dictionaries/`` (the 16 released-layout ``*_center.npy`` files in float16, with the builder's
-``dictionary.json``) and ``model.json`` (provenance, file hashes, and how far the float16 files
+``dictionary.json``) and ``model.json`` (provenance, file hashes, and how far the stored weights
 are from the float32 model they came from).
 """
 from __future__ import annotations
@@ -25,13 +25,15 @@ from dfdnet.utils.files import atomic_path
 logger = logging.getLogger(__name__)
 
 
-def export_model(checkpoint, dict_dir, output, description: str = '', provenance: dict | None = None) -> dict:
-    """Export ``checkpoint`` + ``dict_dir`` to the folder ``output``; returns the ``model.json`` record."""
+def export_model(checkpoint, dict_dir, output, description: str = '', provenance: dict | None = None,
+                 weights: str = 'float16') -> dict:
+    """Export ``checkpoint`` + ``dict_dir`` to the folder ``output``; returns the ``model.json`` record.
+    ``weights``: how ``net_g.pth`` stores them, 'float16' or 'int8' (see ``save_generator``)."""
     checkpoint, dict_dir, output = Path(checkpoint), Path(dict_dir), Path(output)
     model = load_generator(checkpoint, dict_dir, fold_spectral_norm=False)
     config = model.config
     (output / 'dictionaries').mkdir(parents=True, exist_ok=True)
-    save_generator(model, output / 'net_g.pth', half=True, source=str(checkpoint))
+    save_generator(model, output / 'net_g.pth', weights=weights, source=str(checkpoint))
     for part, fsize in config.dictionary_layout():
         name = dictionary_file_name(part, fsize)
         atoms = np.load(dict_dir / name, allow_pickle=False)
@@ -43,7 +45,7 @@ def export_model(checkpoint, dict_dir, output, description: str = '', provenance
         with atomic_path(output / 'dictionaries' / 'dictionary.json') as tmp:
             tmp.write_text(json.dumps(record, indent=1) + '\n')
     exported = load_generator(output / 'net_g.pth', output / 'dictionaries')
-    difference = _float16_difference(model, exported)
+    difference = _stored_difference(model, exported)
     files = sorted(p for p in output.rglob('*') if p.is_file() and p.name != 'model.json')
     record = {
         'description': description,
@@ -52,15 +54,16 @@ def export_model(checkpoint, dict_dir, output, description: str = '', provenance
         'num_atoms': int(np.load(output / 'dictionaries' / dictionary_file_name(*next(iter(config.dictionary_layout()))),
                                  mmap_mode='r').shape[0]),
         'source_checkpoint': str(checkpoint), 'source_dictionaries': str(dict_dir),
-        'float16_max_abs_difference_255': difference,
+        'stored_weights': weights,
+        'stored_max_abs_difference_255': difference,
         'provenance': relative_paths(provenance or {}),
         'files': {str(p.relative_to(output)): {'bytes': p.stat().st_size, 'sha256': file_sha256(p)} for p in files},
     }
     record['total_bytes'] = sum(f['bytes'] for f in record['files'].values())
     with atomic_path(output / 'model.json') as tmp:
         tmp.write_text(json.dumps(record, indent=1) + '\n')
-    logger.info('exported %s (+ %s) to %s: %.1f MB, float16 output within %.3f/255 of float32', checkpoint,
-                dict_dir, output, record['total_bytes'] / 1e6, difference)
+    logger.info('exported %s (+ %s) to %s: %.1f MB, %s output within %.3f/255 of float32', checkpoint,
+                dict_dir, output, record['total_bytes'] / 1e6, weights, difference)
     return record
 
 
@@ -105,7 +108,7 @@ TYPICAL_BOXES_512 = np.array([[160, 210, 240, 270], [272, 210, 352, 270], [226, 
 
 
 @torch.no_grad()
-def _float16_difference(reference, exported) -> float:
+def _stored_difference(reference, exported) -> float:
     """Max |output difference| (0-255 scale) on a fixed smooth test image with typical boxes."""
     size = reference.config.image_size
     generator = torch.Generator().manual_seed(0)

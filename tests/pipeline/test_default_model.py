@@ -15,6 +15,7 @@ from dfdnet.archs.checkpoint import load_generator, read_checkpoint, save_genera
 from dfdnet.archs.dfdnet_arch import DFDNetGenerator, GeneratorConfig
 from dfdnet.models.export import export_model
 from dfdnet.dictionary.features import file_sha256
+from dfdnet.errors import CheckpointError
 from dfdnet.pipeline.photo import shipped_model_dir
 
 SHIPPED = shipped_model_dir()
@@ -41,12 +42,46 @@ def test_export_writes_half_precision_files_that_load_back(tmp_path):
     assert np.load(tmp_path / 'out' / 'dictionaries' / 'mouth_16_center.npy').dtype == np.float16
     assert json.loads((tmp_path / 'out' / 'dictionaries' / 'dictionary.json').read_text()) == {'k': 5}
     assert record['num_atoms'] == 5 and record['provenance'] == {'command': 'x'}
-    assert 0 < record['float16_max_abs_difference_255'] < 2.0
+    assert record['stored_weights'] == 'float16' and 0 < record['stored_max_abs_difference_255'] < 2.0
     saved = json.loads((tmp_path / 'out' / 'model.json').read_text())
     assert saved['files']['net_g.pth']['sha256'] == file_sha256(tmp_path / 'out' / 'net_g.pth')
     assert saved['total_bytes'] < (tmp_path / 'g.pth').stat().st_size  # half the weights, half the bytes
     model = load_generator(tmp_path / 'out' / 'net_g.pth', tmp_path / 'out' / 'dictionaries')
     assert next(model.parameters()).dtype == torch.float32  # computes in float32 again
+
+
+def test_int8_export_stores_per_channel_int8_and_loads_back_close(tmp_path):
+    torch.manual_seed(0)
+    reference = condition_spectral_norm_(DFDNetGenerator(SMALL))
+    save_generator(reference, tmp_path / 'g.pth')
+    dicts = write_random_dictionaries(tmp_path / 'dicts', num_atoms=5, config=SMALL)
+    half = export_model(tmp_path / 'g.pth', dicts, tmp_path / 'half', 'test model')
+    record = export_model(tmp_path / 'g.pth', dicts, tmp_path / 'int8', 'test model', weights='int8')
+    raw = torch.load(tmp_path / 'int8' / 'net_g.pth', weights_only=False)
+    key = 'upsample0.conv1.1.weight_orig'
+    assert raw['version'] == 2 and raw['params'][key].dtype == torch.int8
+    assert raw['params'][key].abs().amax().item() == 127  # each output channel uses the full range
+    assert raw['int8_scales'][key].shape == (raw['params'][key].shape[0], 1, 1, 1)
+    assert raw['params']['upsample0.conv1.1.weight_u'].dtype == torch.float32
+    state, _, _ = read_checkpoint(tmp_path / 'int8' / 'net_g.pth')
+    original = reference.state_dict()[key]
+    step = original.reshape(original.shape[0], -1).abs().amax(1) / 127
+    assert state[key].dtype == torch.float32
+    assert ((state[key] - original).abs().reshape(original.shape[0], -1).amax(1) <= step / 2 + 1e-7).all()
+    assert record['stored_weights'] == 'int8'
+    assert half['stored_max_abs_difference_255'] < record['stored_max_abs_difference_255'] < 5.0
+    size = {name: (tmp_path / name / 'net_g.pth').stat().st_size for name in ('half', 'int8')}
+    assert size['int8'] < 0.6 * size['half']
+    # a damaged file is refused, not loaded as unscaled integers
+    del raw['int8_scales'][key]
+    torch.save(raw, tmp_path / 'bad.pth')
+    with pytest.raises(CheckpointError, match=f'bad.pth: {key} is stored in int8 without its scale'):
+        read_checkpoint(tmp_path / 'bad.pth')
+    torch.save({**raw, 'version': 3}, tmp_path / 'new.pth')
+    with pytest.raises(CheckpointError, match='format version 3 is newer than this code reads'):
+        read_checkpoint(tmp_path / 'new.pth')
+    with pytest.raises(ValueError, match="weights must be one of float32, float16, int8, got 'int4'"):
+        save_generator(reference, tmp_path / 'x.pth', weights='int4')
 
 
 @pytest.fixture(scope='module')
