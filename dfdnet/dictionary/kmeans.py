@@ -16,8 +16,9 @@
 * stopping as in scikit-learn: labels unchanged, or total squared centre shift <= ``tol`` times
   the mean per-dimension variance of the data; and, with ``inertia_tol`` > 0, as soon as one
   iteration lowers the inertia by less than that fraction. Overlapping features (CNN crops) creep
-  for tens of iterations at a fraction of a percent above their final inertia, so this rule
-  stops most of the way through at an inertia within about 0.1 % (see docs/benchmarks.md).
+  for tens of iterations within a fraction of a percent of their final inertia; at 3e-4 this
+  rule stopped after 11-27 iterations within 1 % of scikit-learn's inertia on real component
+  features (docs/benchmarks.md).
 
 Backends (``backend=``): 'torch' runs all of the above in PyTorch. 'faiss' makes one centred
 float32 copy of the features (so they must fit in ``max_resident_bytes``) and lets a faiss
