@@ -55,7 +55,6 @@ def test_int8_export_stores_per_channel_int8_and_loads_back_close(tmp_path):
     reference = condition_spectral_norm_(DFDNetGenerator(SMALL))
     save_generator(reference, tmp_path / 'g.pth')
     dicts = write_random_dictionaries(tmp_path / 'dicts', num_atoms=5, config=SMALL)
-    half = export_model(tmp_path / 'g.pth', dicts, tmp_path / 'half', 'test model')
     record = export_model(tmp_path / 'g.pth', dicts, tmp_path / 'int8', 'test model', weights='int8')
     raw = torch.load(tmp_path / 'int8' / 'net_g.pth', weights_only=False)
     key = 'upsample0.conv1.1.weight_orig'
@@ -69,9 +68,8 @@ def test_int8_export_stores_per_channel_int8_and_loads_back_close(tmp_path):
     assert state[key].dtype == torch.float32
     assert ((state[key] - original).abs().reshape(original.shape[0], -1).amax(1) <= step / 2 + 1e-7).all()
     assert record['stored_weights'] == 'int8'
-    assert half['stored_max_abs_difference_255'] < record['stored_max_abs_difference_255'] < 5.0
-    size = {name: (tmp_path / name / 'net_g.pth').stat().st_size for name in ('half', 'int8')}
-    assert size['int8'] < 0.6 * size['half']
+    assert 0.05 < record['stored_max_abs_difference_255'] < 5.0  # float16 is ~0.03 (the test above)
+    assert (tmp_path / 'int8' / 'net_g.pth').stat().st_size < 0.3 * (tmp_path / 'g.pth').stat().st_size  # float32
     # a damaged file is refused, not loaded as unscaled integers
     del raw['int8_scales'][key]
     torch.save(raw, tmp_path / 'bad.pth')
