@@ -172,8 +172,9 @@ def _int8_per_channel(weight: torch.Tensor):
 def save_generator(model: DFDNetGenerator, path, weights: str = 'float32', **metadata) -> None:
     """Write this project's checkpoint format atomically (dictionaries are not included).
 
-    ``weights``: 'float32'; 'float16' (half the file); or 'int8' (a quarter: every tensor of two
-    or more dimensions in int8 with one float32 scale per output channel, the rest float16).
+    ``weights``: 'float32'; 'float16' (half the file); or 'int8' (a quarter: every weight matrix
+    or kernel in int8 with one float32 scale per output channel; biases and buffers such as the
+    encoder's input mean and std in float16).
     ``load_generator`` computes in float32 whatever is stored. The spectral-norm vectors stay
     float32: sigma is sensitive to their precision.
     """
@@ -187,7 +188,7 @@ def save_generator(model: DFDNetGenerator, path, weights: str = 'float32', **met
     for key, value in state.items():
         if not value.is_floating_point() or key.endswith(('weight_u', 'weight_v')) or weights == 'float32':
             continue
-        if weights == 'int8' and value.ndim >= 2:
+        if weights == 'int8' and value.ndim >= 2 and key.endswith(('.weight', '.weight_orig')):
             state[key], scales[key] = _int8_per_channel(value)
         else:
             state[key] = value.half()

@@ -62,6 +62,7 @@ def test_int8_export_stores_per_channel_int8_and_loads_back_close(tmp_path):
     assert raw['params'][key].abs().amax().item() == 127  # each output channel uses the full range
     assert raw['int8_scales'][key].shape == (raw['params'][key].shape[0], 1, 1, 1)
     assert raw['params']['upsample0.conv1.1.weight_u'].dtype == torch.float32
+    assert raw['params']['vgg_extractor.mean'].dtype == torch.float16  # buffers are not quantised
     state, _, _ = read_checkpoint(tmp_path / 'int8' / 'net_g.pth')
     original = reference.state_dict()[key]
     step = original.reshape(original.shape[0], -1).abs().amax(1) / 127
