@@ -124,8 +124,9 @@ def print_summary(results: list, threads: int) -> None:
                   f'{took:.2f} | {sk_time / took:.2f}× | {ratio:.4f} ({spread}) | {iters} |')
 
 
-def run_one(x, x16, k: int, seed: int, args, kmeans, implementations) -> dict:
-    """Time scikit-learn and each implementation on the same features and seed."""
+def run_one(x, x16, k: int, seed: int, args, kmeans, implementations: dict) -> dict:
+    """Time scikit-learn and each implementation ({label: (backend, streamed from the float16
+    file, inertia_tol)}) on the same features and seed."""
     from sklearn.cluster import KMeans
     from threadpoolctl import threadpool_limits
 
@@ -134,13 +135,11 @@ def run_one(x, x16, k: int, seed: int, args, kmeans, implementations) -> dict:
                                                      max_iter=args.max_iter, tol=args.tol, algorithm='lloyd').fit(x))
     row = {'n': int(x.shape[0]), 'dim': int(x.shape[1]), 'k': k, 'seed': seed,
            'sklearn': {'s': round(t_sk, 3), 'inertia': float(sk.inertia_), 'n_iter': int(sk.n_iter_)}, 'runs': {}}
-    for impl in implementations:
-        name, _, stop = impl.partition(' inertia_tol=')
-        backend, features, resident = {'torch': ('torch', x, 2**40), 'faiss': ('faiss', x, 2**40),
-                                       'torch fp16 memmap': ('torch', x16, 0)}[name]
-        took, result = timed(args.repeat, lambda: kmeans(features, k, seed=seed, max_iter=args.max_iter, tol=args.tol,
-                                                         device=args.device, max_resident_bytes=resident,
-                                                         backend=backend, inertia_tol=float(stop or 0),
+    for impl, (backend, streamed, inertia_tol) in implementations.items():
+        took, result = timed(args.repeat, lambda: kmeans(x16 if streamed else x, k, seed=seed, max_iter=args.max_iter,
+                                                         tol=args.tol, device=args.device,
+                                                         max_resident_bytes=0 if streamed else 2**40,
+                                                         backend=backend, inertia_tol=inertia_tol,
                                                          init_dims=args.init_dims))
         row['runs'][impl] = {'s': round(took, 3), 'inertia': result.inertia, 'n_iter': result.n_iter,
                              'backend': result.backend, 'device': result.device}
@@ -196,8 +195,10 @@ def main(argv=None) -> int:
 
     faiss = _import_faiss()
     backends = ['torch'] + (['faiss'] if faiss else [])
-    implementations = (backends + [f'{b} inertia_tol={t:g}' for b in backends for t in args.inertia_tol]
-                       + (['torch fp16 memmap'] if args.memmap else []))
+    implementations = {b: (b, False, 0.0) for b in backends}
+    implementations.update({f'{b} inertia_tol={t:g}': (b, False, t) for b in backends for t in args.inertia_tol})
+    if args.memmap:
+        implementations['torch fp16 memmap'] = ('torch', True, 0.0)
     if faiss:
         faiss.omp_set_num_threads(args.threads)
     else:

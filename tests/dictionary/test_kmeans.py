@@ -207,17 +207,17 @@ def test_inertia_tol_stops_early_near_the_converged_inertia():
 
 
 def test_projected_initialisation_of_wide_features():
-    backend = 'torch'  # the seeding is the same code for both backends
+    # the seeding is the same code for both backends: the torch one is tested
     x, truth, _ = planted(n_per=25, k=8, dim=1200, spread=2.0, seed=6)  # wider than 2 * init_dims
-    projected = kmeans(x, 8, seed=3, device='cpu', backend=backend, init_dims=64)
-    again = kmeans(x, 8, seed=3, device='cpu', backend=backend, init_dims=64)
-    full = kmeans(x, 8, seed=3, device='cpu', backend=backend, init_dims=0, max_iter=1)
-    first = kmeans(x, 8, seed=3, device='cpu', backend=backend, init_dims=64, max_iter=1)
+    projected = kmeans(x, 8, seed=3, device='cpu', init_dims=64)
+    again = kmeans(x, 8, seed=3, device='cpu', init_dims=64)
+    full = kmeans(x, 8, seed=3, device='cpu', init_dims=0, max_iter=1)
+    first = kmeans(x, 8, seed=3, device='cpu', init_dims=64, max_iter=1)
     assert adjusted_rand_score(truth, projected.labels.numpy()) == 1.0
     assert torch.equal(projected.labels, again.labels) and torch.equal(projected.centers, again.centers)
     assert not torch.equal(first.centers, full.centers)  # the projection chose other seeds
     # as good as seeding in the full space, over seeds (single runs differ by about 1% either way)
     wide = overlapping(n=600, dim=1100, blobs=30)
-    inertia = {dims: np.mean([kmeans(wide, 12, seed=s, device='cpu', backend=backend, init_dims=dims).inertia
+    inertia = {dims: np.mean([kmeans(wide, 12, seed=s, device='cpu', init_dims=dims).inertia
                               for s in range(6)]) for dims in (0, 256)}
     assert abs(inertia[256] / inertia[0] - 1) < 0.01, inertia
