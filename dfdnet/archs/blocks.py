@@ -111,18 +111,19 @@ class FullResolutionHead(nn.Module):
 class SubpixelHead(nn.Module):
     """Full-resolution residual computed at the core's resolution (a light x``scale`` head).
 
-    forward(images (B, 3, S, S) in [-1, 1], features (B, C, S/r, S/r) decoder output) ->
+    forward(images (B, 3, S, S) in [-1, 1], features (B, in_channels, S/r, S/r) decoder output) ->
     (B, 3, S, S). The input enters space-to-depth (``pixel_unshuffle``) beside the features, and
     the residual leaves depth-to-space (``pixel_shuffle``), so every convolution runs at S/r:
-    detail above the core's band for the cost of three small convolutions. The last conv starts
-    at zero, so a new head adds nothing until it is trained.
+    detail above the core's band for the cost of three convolutions of ``channels`` (default
+    ``in_channels``). The last conv starts at zero, so a new head adds nothing until it is trained.
     """
 
-    def __init__(self, channels: int, scale: int):
+    def __init__(self, in_channels: int, scale: int, channels: int | None = None):
         super().__init__()
         self.scale = int(scale)
+        channels = int(channels or in_channels)
         sub = 3 * self.scale ** 2
-        self.body = nn.Sequential(nn.Conv2d(sub + channels, channels, 3, 1, 1), nn.LeakyReLU(0.2),
+        self.body = nn.Sequential(nn.Conv2d(sub + in_channels, channels, 3, 1, 1), nn.LeakyReLU(0.2),
                                   nn.Conv2d(channels, channels, 3, 1, 1), nn.LeakyReLU(0.2))
         self.out = nn.Conv2d(channels, sub, 3, 1, 1)
         nn.init.zeros_(self.out.weight)
@@ -131,3 +132,23 @@ class SubpixelHead(nn.Module):
     def forward(self, images: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         x = torch.cat([F.pixel_unshuffle(images, self.scale).to(features.dtype), features], 1)
         return F.pixel_shuffle(self.out(self.body(x)), self.scale)
+
+    @torch.no_grad()
+    def widened_state(self, narrow: dict, prefix: str = '') -> dict:
+        """This head's state dict holding a narrower head's ``narrow`` weights so that it computes
+        exactly what they compute (Net2Net-style): the old hidden channels come first, the new ones
+        keep this head's initialisation but start with zero weight into the old channels and the
+        output, so training grows them from the old function instead of from scratch."""
+        own = {k: v.clone() for k, v in self.state_dict().items()}
+        old = narrow[f'{prefix}body.0.weight'].shape[0]
+        if old > own['body.0.weight'].shape[0]:
+            raise ValueError(f'cannot widen a head of {old} channels to {own["body.0.weight"].shape[0]}')
+        own['body.0.weight'][:old] = narrow[f'{prefix}body.0.weight']
+        own['body.0.bias'][:old] = narrow[f'{prefix}body.0.bias']
+        own['body.2.weight'][:old] = 0.0
+        own['body.2.weight'][:old, :old] = narrow[f'{prefix}body.2.weight']
+        own['body.2.bias'][:old] = narrow[f'{prefix}body.2.bias']
+        own['out.weight'].zero_()
+        own['out.weight'][:, :old] = narrow[f'{prefix}out.weight']
+        own['out.bias'].copy_(narrow[f'{prefix}out.bias'])
+        return own

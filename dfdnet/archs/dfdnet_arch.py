@@ -47,6 +47,7 @@ class GeneratorConfig:
     subpixel_head: with ``compute_size``, also add the residual of a ``SubpixelHead``: the
         full-resolution input space-to-depth beside the decoder's last features, three convs at
         ``compute_size`` and depth-to-space back (detail above the core's band; +25% on the width-16 core's training step).
+    subpixel_width: channels of the ``SubpixelHead``'s convolutions; None (default) = ``width``.
     """
     encoder: str = 'vgg19'
     image_size: int = 512
@@ -60,6 +61,7 @@ class GeneratorConfig:
     compute_size: int | None = None
     full_res_head: bool = False
     subpixel_head: bool = False
+    subpixel_width: int | None = None
 
     def __post_init__(self):
         self.part_sizes = tuple(int(s) for s in self.part_sizes)
@@ -86,6 +88,10 @@ class GeneratorConfig:
         self.subpixel_head = bool(self.subpixel_head)
         if self.subpixel_head and self.compute_size is None:
             raise ValueError('subpixel_head needs a compute_size smaller than image_size')
+        if self.subpixel_width is not None:
+            self.subpixel_width = int(self.subpixel_width)
+            if not self.subpixel_head or self.subpixel_width < 1:
+                raise ValueError(f'subpixel_width ({self.subpixel_width}) needs subpixel_head and a positive width')
         if self.subpixel_head and self.full_res_head:
             raise ValueError('choose one of full_res_head and subpixel_head')
         if len(self.part_sizes) != 4:
@@ -154,7 +160,7 @@ class DFDNetGenerator(nn.Module):
         self.upsample4 = output_head(width)
         # None unless asked for, so that the state dicts of other configurations stay as they were.
         self.full_res_head = FullResolutionHead(width) if self.config.full_res_head else None
-        self.subpixel_head = (SubpixelHead(width, self.config.core_scale) if self.config.subpixel_head else None)
+        self.subpixel_head = (SubpixelHead(width, self.config.core_scale, self.config.subpixel_width) if self.config.subpixel_head else None)
         self.precision = 'fp32'  # inference: 'bf16' / 'fp16' run forward under autocast (load_generator sets it)
         if self.config.residual:
             nn.init.zeros_(self.upsample4[-2].weight)

@@ -41,6 +41,9 @@ class DegradationConfig:
     motion_kernels: a ``.npz`` kernel set or a folder of kernel files (e.g. the authors' 32 .mat
         kernels); None uses the 32 generated kernels shipped with the project.
     interpolation: of the downsampling and of the final resize back to the HQ size.
+    resize_interpolations: if set, each of those two resizes draws its kernel from this list
+        instead (a face pipeline upscales with its own warp, often bilinear; a photo was made
+        smaller by whatever its maker used), so that a restorer does not learn one kernel.
     clean_prob, clean_scale: chance that a face is only resized down by a factor drawn in
         ``clean_scale`` and back (no blur, noise or JPEG): the clean and mild inputs that teach a
         restorer to do no harm. 0 (the presets) keeps Eq. 11 alone.
@@ -62,6 +65,7 @@ class DegradationConfig:
     jpeg_quality: tuple = (40, 80)
     motion_kernels: str | None = None
     interpolation: str = 'bicubic'
+    resize_interpolations: tuple | None = None
     clean_prob: float = 0.0
     clean_scale: tuple = (1.0, 2.0)
 
@@ -87,6 +91,12 @@ class DegradationConfig:
         if self.interpolation not in deg.INTERPOLATIONS:
             raise ValueError(f'degradation.interpolation must be one of {sorted(deg.INTERPOLATIONS)}, '
                              f'got {self.interpolation!r}')
+        if self.resize_interpolations is not None:
+            self.resize_interpolations = tuple(str(v) for v in self.resize_interpolations)
+            unknown = [v for v in self.resize_interpolations if v not in deg.INTERPOLATIONS]
+            if unknown or not self.resize_interpolations:
+                raise ValueError(f'degradation.resize_interpolations must be a non-empty list of '
+                                 f'{sorted(deg.INTERPOLATIONS)}, got {list(self.resize_interpolations)}')
         if not 0.0 <= float(self.color_jitter) < 1.0:
             raise ValueError(f'degradation.color_jitter must be in [0, 1), got {self.color_jitter}')
 
@@ -171,8 +181,8 @@ class DegradationPipeline:
             scale = draw(rng, cfg.clean_scale)
             params['clean_scale'] = scale
             if scale > 1.0:
-                img = self._downscale(img, scale)
-            return self._finish(gt, img, params)
+                img = self._downscale(img, scale, rng, params)
+            return self._finish(gt, img, params, rng)
         blur_on, motion_on = rng.random() < cfg.blur_prob, rng.random() < cfg.motion_prob
         sigma = draw(rng, cfg.gaussian_sigma, cfg.gaussian_sigma_step)
         ksize = None
@@ -189,7 +199,7 @@ class DegradationPipeline:
         down_on = rng.random() < cfg.downsample_prob
         scale = draw(rng, cfg.scale, cfg.scale_step)
         if down_on and scale > 1.0:
-            img = self._downscale(img, scale)
+            img = self._downscale(img, scale, rng, params)
             params['scale'] = scale
         noise_on = rng.random() < cfg.noise_prob
         noise = draw(rng, cfg.noise_sigma, cfg.noise_sigma_step)
@@ -202,16 +212,25 @@ class DegradationPipeline:
         if jpeg_on:
             img = deg.jpeg_compress(img, quality)
             params['jpeg_quality'] = quality
-        return self._finish(gt, img, params)
+        return self._finish(gt, img, params, rng)
 
-    def _downscale(self, img: np.ndarray, scale: float) -> np.ndarray:
+    def _interpolation(self, rng: np.random.Generator, params: dict, key: str) -> str:
+        """``interpolation``, or a draw from ``resize_interpolations`` (drawn only when that is set,
+        so that other configurations keep their random streams)."""
+        choices = self.config.resize_interpolations
+        if not choices:
+            return self.config.interpolation
+        params[key] = choices[int(rng.integers(len(choices)))]
+        return params[key]
+
+    def _downscale(self, img: np.ndarray, scale: float, rng: np.random.Generator, params: dict) -> np.ndarray:
         height, width = img.shape[:2]
         return deg.resize(img, size=(max(1, round(height / scale)), max(1, round(width / scale))),
-                          interpolation=self.config.interpolation)
+                          interpolation=self._interpolation(rng, params, 'down_interpolation'))
 
-    def _finish(self, gt: np.ndarray, img: np.ndarray, params: dict) -> Degraded:
+    def _finish(self, gt: np.ndarray, img: np.ndarray, params: dict, rng: np.random.Generator) -> Degraded:
         """The input resized back to the HQ size."""
         small = img
         if img.shape[:2] != gt.shape[:2]:
-            img = deg.resize(img, size=gt.shape[:2], interpolation=self.config.interpolation)
+            img = deg.resize(img, size=gt.shape[:2], interpolation=self._interpolation(rng, params, 'up_interpolation'))
         return Degraded(gt=gt, lq=np.ascontiguousarray(img, dtype=np.float32), params=params, small=small)

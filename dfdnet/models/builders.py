@@ -68,6 +68,17 @@ def build_generator(config: GeneratorConfig, weights, experiment_dir, seed: int)
             if new:
                 logger.info('layers not in %s keep their initialisation: %s', weights.pretrain_network_g, new)
                 record['new_layers'] = new
+        if weights.pretrain_widen_subpixel_head:
+            if net_g.subpixel_head is None:
+                raise ValueError('init.pretrain_widen_subpixel_head needs generator.subpixel_head: true')
+            head = {k: v for k, v in state.items() if k.startswith('subpixel_head.')}
+            if not head:
+                raise ValueError(f'{weights.pretrain_network_g} has no subpixel head to widen')
+            widened = net_g.subpixel_head.widened_state(head, prefix='subpixel_head.')
+            state = {**state, **{f'subpixel_head.{k}': v for k, v in widened.items()}}
+            record['widened_subpixel_head'] = [int(head['subpixel_head.body.0.weight'].shape[0]),
+                                               int(widened['body.0.weight'].shape[0])]
+            logger.info('subpixel head widened from %d to %d channels (same function)', *record['widened_subpixel_head'])
         load_state_strict(net_g, state, source=str(weights.pretrain_network_g))
         record['pretrain_network_g'] = str(weights.pretrain_network_g)
         logger.info('generator initialised from %s (%s format)', weights.pretrain_network_g, fmt)

@@ -90,6 +90,13 @@ class DFDNetModel:
         perceptual_net.requires_grad_(False)
         # After the line above: the perceptual net may be this encoder (then with zero weights).
         net_g.vgg_extractor.requires_grad_(options.train_encoder)
+        if options.train_only:
+            net_g.requires_grad_(False)
+            for name in options.train_only:
+                module = getattr(net_g, name, None)
+                if not isinstance(module, nn.Module):
+                    raise ValueError(f'train.train_only: the generator has no module {name!r}')
+                module.requires_grad_(True)
         self.trainable_g = [p for p in net_g.parameters() if p.requires_grad]
         if distributed:
             ids = [self.device.index] if self.device.type == 'cuda' else None
@@ -114,8 +121,13 @@ class DFDNetModel:
     def train_mode(self) -> None:
         self.net_g.train()
         self.net_d.train()
-        if not self.options.train_encoder:
-            unwrap(self.net_g).vgg_extractor.eval()
+        net_g = unwrap(self.net_g)
+        if self.options.train_only:  # frozen parts in eval mode: their spectral-norm vectors must not move
+            net_g.eval()
+            for name in self.options.train_only:
+                getattr(net_g, name).train()
+        elif not self.options.train_encoder:
+            net_g.vgg_extractor.eval()
 
     def optimize_parameters(self, batch: dict) -> dict:
         """One G step, then one D step unless every adversarial weight is 0; returns the loss values (floats)."""

@@ -33,6 +33,7 @@ class InitOptions:
     random_dictionary_seed: int | None = None
     random_dictionary_atoms: int = 8
     pretrain_new_layers: bool = False  # layers pretrain_network_g lacks (confidence blocks) keep their init
+    pretrain_widen_subpixel_head: bool = False  # a narrower subpixel head in pretrain_network_g is widened, same function
 
 
 @dataclass
@@ -105,6 +106,7 @@ class TrainOptions:
     amp: str | None = None  # None, 'bf16', 'fp16' or 'auto' (bf16 where the hardware has it natively)
     find_unused_parameters: bool = True
     train_encoder: bool = False  # train the VGG encoder too (a first, 0-DFT stage; pixel loss only)
+    train_only: tuple | None = None  # e.g. [subpixel_head]: only these generator modules train, the rest is frozen in eval mode
 
     @property
     def use_discriminator(self) -> bool:
@@ -115,6 +117,10 @@ class TrainOptions:
         if self.train_encoder and self.perceptual_net == 'generator' and any(self.perceptual_weights):
             raise OptionsError('train.train_encoder with perceptual_net: generator would compute the perceptual '
                                'loss with the encoder being trained; set train.perceptual_weights to zeros')
+        if self.train_only is not None:
+            self.train_only = tuple(str(name) for name in self.train_only)
+            if not self.train_only or self.train_encoder:
+                raise OptionsError('train.train_only needs at least one module name and train.train_encoder: false')
         if self.lr_schedule not in ('plateau', 'cosine'):
             raise OptionsError(f"train.lr_schedule must be 'plateau' or 'cosine', got {self.lr_schedule!r}")
         if self.pixel_loss not in PIXEL_LOSSES:

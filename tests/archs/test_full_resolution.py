@@ -14,6 +14,8 @@ from dfdnet.archs.checkpoint import load_generator, save_generator
 from dfdnet.archs.dfdnet_arch import DFDNetGenerator, GeneratorConfig, to_core_resolution
 from dfdnet.archs.dictionary import load_dictionaries
 from dfdnet.data.degradation_pipeline import DegradationConfig, DegradationPipeline
+from dfdnet.errors import CheckpointError
+from dfdnet.utils.options import OptionsError
 from dfdnet.models.builders import build_discriminator, build_generator
 from dfdnet.models.dfdnet_model import DFDNetModel
 from dfdnet.models.options import TrainOptions, InitOptions
@@ -137,6 +139,73 @@ def test_subpixel_head_starts_as_the_plain_core_and_adds_detail_at_full_resoluti
     assert loaded.config == config
     with torch.no_grad():
         assert torch.allclose(loaded(image, BOXES_512), net_g(image, BOXES_512), atol=1e-5)
+
+
+def test_widened_subpixel_head_keeps_the_function_and_only_the_head_trains(tmp_path):
+    narrow = dataclasses.replace(FULL, subpixel_head=True)
+    torch.manual_seed(0)
+    start = condition_spectral_norm_(DFDNetGenerator(narrow))
+    torch.nn.init.normal_(start.subpixel_head.out.weight, std=0.05)  # a head that does something
+    save_generator(start, tmp_path / 'narrow.pth')
+    dicts = write_random_dictionaries(tmp_path / 'dict', num_atoms=3, config=CORE)
+    start.set_dictionaries(load_dictionaries(dicts, FULL.dictionary_layout()))
+    wide = dataclasses.replace(narrow, subpixel_width=20)
+    with pytest.raises(ValueError, match='subpixel_width'):
+        dataclasses.replace(FULL, subpixel_width=20)
+    init = InitOptions(pretrain_network_g=str(tmp_path / 'narrow.pth'), dictionaries=str(dicts))
+    with pytest.raises(CheckpointError, match='size mismatch for subpixel_head'):
+        build_generator(wide, init, tmp_path, seed=0)  # a wider head is never filled silently
+    init.pretrain_widen_subpixel_head = True
+    net_g, record = build_generator(wide, init, tmp_path, seed=0)
+    assert record['widened_subpixel_head'] == [8, 20]
+    assert net_g.subpixel_head.out.weight.shape == (12, 20, 3, 3)
+    image = _random_face(seed=6)
+    start.eval(), net_g.eval()
+    with torch.no_grad():
+        assert torch.allclose(net_g(image, BOXES_512), start(image, BOXES_512), atol=1e-6)
+    with pytest.raises(ValueError, match='cannot widen'):
+        start.subpixel_head.widened_state({'body.0.weight': torch.zeros(30, 1, 3, 3)})
+
+    options = TrainOptions(perceptual_weights=(0, 0, 0, 0), adversarial_weights=(0, 0, 0, 0), total_iter=1,
+                           train_only=('subpixel_head',))
+    net_d = build_discriminator(type('D', (), {'scales': (1,), 'base_channels': 4, 'num_down': 1,
+                                               'max_channels': 8})(), seed=0)
+    model = DFDNetModel(net_g, net_d, options, 'cpu')
+    before = {k: v.clone() for k, v in net_g.state_dict().items()}
+    model.train_mode()
+    assert not net_g.upsample3.training and net_g.subpixel_head.training
+    batch = {'lq': image.expand(2, -1, -1, -1).contiguous(),
+             'gt': _random_face(seed=7).expand(2, -1, -1, -1).contiguous(), 'boxes': BOXES_512.expand(2, 4, 4)}
+    model.optimize_parameters(batch)
+    after = net_g.state_dict()
+    changed = sorted(k for k in before if not torch.equal(before[k], after[k]))
+    assert changed and all(k.startswith('subpixel_head.') for k in changed)  # spectral-norm vectors included
+    with pytest.raises(OptionsError, match='train_only'):
+        TrainOptions(train_only=())
+    with pytest.raises(ValueError, match="no module 'tail'"):
+        DFDNetModel(net_g, net_d, dataclasses.replace(options, train_only=('tail',)), 'cpu')
+
+
+def test_resize_kernels_are_drawn_per_face_only_when_asked():
+    from dfdnet.data import degradations as deg
+
+    hq = np.random.default_rng(0).random((64, 64, 3), dtype=np.float32)
+    kernels = ['bicubic', 'bilinear', 'area']
+    drawn = DegradationPipeline(DegradationConfig.from_dict(
+        {'clean_prob': 1.0, 'clean_scale': [2.0, 2.0], 'resize_interpolations': kernels}))
+    seen = set()
+    for seed in range(30):
+        sample = drawn(hq, np.random.default_rng(seed))
+        down, up = sample.params['down_interpolation'], sample.params['up_interpolation']
+        seen.add((down, up))
+        expected = deg.resize(deg.resize(hq, size=(32, 32), interpolation=down), size=(64, 64), interpolation=up)
+        assert np.array_equal(sample.lq, expected)
+    assert len(seen) >= 6  # down and up are drawn independently
+    with pytest.raises(ValueError, match='resize_interpolations'):
+        DegradationConfig.from_dict({'resize_interpolations': ['bicubic', 'sinc']})
+    # Unset, the streams are those of before: the paper preset with bicubic throughout.
+    plain = DegradationPipeline(DegradationConfig.from_dict({}))
+    assert 'up_interpolation' not in plain(hq, np.random.default_rng(3)).params
 
 
 def test_clean_part_of_the_degradation_only_resizes():
