@@ -113,8 +113,10 @@ def _initial_centres(data: FeatureRows, k: int, generator: torch.Generator, prog
     """k-means++ seeds -> centred centres (k, D) float32 on the device. For 0 < 2 * init_dims < D
     the draws use distances in a random projection to ``init_dims`` dimensions: each of the k
     steps reads every row, which for wide features is bound by memory bandwidth (0.9 of 1.5 s
-    for 6,920 x 2,048 features, K = 64); the centres are the chosen rows themselves."""
-    space = _projected(data, init_dims, generator) if 0 < 2 * init_dims < data.dim else data
+    for 6,920 x 2,048 features, K = 64); the centres are the chosen rows themselves. Fewer rows
+    than ``init_dims`` are seeded in full: the projection matrix would outweigh the data."""
+    project = 0 < 2 * init_dims < data.dim and data.n > init_dims
+    space = _projected(data, init_dims, generator) if project else data
     return data.rows(_kmeans_plusplus(space, k, generator, progress)) - data.mean
 
 

@@ -12,6 +12,7 @@ import torch
 
 from conftest import make_random_released_model, write_random_dictionaries
 from dfdnet import component_boxes, load_generator
+from dfdnet.archs.dictionary import load_dictionaries
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +35,15 @@ def faces(shared_data):
     return images, boxes
 
 
+def _style_inputs(blocks):
+    """Forward pre-hooks on the four decoder up-blocks (coarsest first) that keep the updated
+    feature each receives, so that one forward gives both the output and the updated features."""
+    seen = {}
+    handles = [block.register_forward_pre_hook(lambda _m, args, i=i: seen.__setitem__(i, args[1]))
+               for i, block in enumerate(blocks)]
+    return seen, handles
+
+
 @pytest.fixture(scope='module')
 def outputs(faces, tmp_path_factory):
     root = tmp_path_factory.mktemp('parity')
@@ -42,18 +52,19 @@ def outputs(faces, tmp_path_factory):
     torch.save(reference.state_dict(), root / 'latest_net_G.pth')
     images, boxes = faces[0][1:], faces[1][1:]
     # one ~1 GB network alive at a time: the suite stays within its memory budget
+    seen, _ = _style_inputs([reference.up0, reference.up1, reference.up2, reference.up3])
     with torch.inference_mode():
         released = reference(images, boxes[0])
-        released_updated = reference(images, boxes[0], return_updated=True)
+    released_updated = [seen[3 - level] for level in range(4)]  # up0 takes the stride-16 level
     del reference
     model = load_generator(root / 'latest_net_G.pth', dict_dir)
+    seen, _ = _style_inputs([model.upsample0, model.upsample1, model.upsample2, model.upsample3])
     with torch.inference_mode():
         ours = model(images, boxes)
-        _, ours_updated = model.encode(images, boxes)
-    del model
-    other = write_random_dictionaries(root / 'other', num_atoms=16, seed=8)
-    with torch.inference_mode():
-        changed = make_random_released_model(seed=11, dict_dir=other)(images, boxes[0], return_updated=True)
+        ours_updated = [seen[3 - level] for level in range(4)]
+        model.set_dictionaries(load_dictionaries(write_random_dictionaries(root / 'other', num_atoms=16, seed=8),
+                                                 model.config.dictionary_layout()))
+        _, changed = model.encode(images, boxes)
     return dict(ours=ours, released=released, changed=changed, ours_updated=ours_updated,
                 released_updated=released_updated)
 

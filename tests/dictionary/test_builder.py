@@ -26,7 +26,7 @@ from dfdnet.dictionary.options import BuildOptions, KMeansOptions, load_options
 from dfdnet.face.components import PART_NAMES, component_boxes, flip_landmarks
 
 ROOT = Path(__file__).resolve().parents[2]
-FACES = ['0000.jpg', '0001.jpg', '0002.jpg', '0003.jpg', '0004.jpg']
+FACES = ['0000.jpg', '0001.jpg', '0002.jpg']
 K = 3
 
 
@@ -40,7 +40,7 @@ def make_options(input_dir, output, **kw) -> BuildOptions:
 
 @pytest.fixture(scope='module')
 def built(shared_data, tmp_path_factory):
-    """A K=3 build from 5 CelebA-HQ faces (flipped too) and one flat grey image."""
+    """A K=3 build from 3 CelebA-HQ faces (flipped too) and one flat grey image."""
     root = tmp_path_factory.mktemp('dict_build')
     faces = root / 'faces'
     faces.mkdir()
@@ -64,13 +64,13 @@ def test_layout_shapes_and_dtype(built):
         assert np.all(np.isfinite(atoms))
         flat = atoms.reshape(K, -1)
         assert all(np.abs(flat[i] - flat[j]).max() > 0 for i in range(K) for j in range(i))  # distinct atoms
-    assert summary.faces_used == 5 and summary.samples == 10
+    assert summary.faces_used == 3 and summary.samples == 6
 
 
 def test_metadata_lists_the_skipped_grey_image(built):
     options, _ = built
     meta = json.loads((Path(options.output) / 'dictionary.json').read_text())
-    assert meta['K'] == K and meta['faces_used'] == 5 and meta['samples_per_dictionary'] == 10
+    assert meta['K'] == K and meta['faces_used'] == 3 and meta['samples_per_dictionary'] == 6
     assert meta['skipped'] == [['grey.png', 0, 'no_face']]
     assert meta['random_encoder'] is True and meta['encoder']['random_seed'] == 0
     _, _, info = load_encoder(random_seed=0)
@@ -79,7 +79,7 @@ def test_metadata_lists_the_skipped_grey_image(built):
     assert meta['layout']['mouth_256_center.npy'] == [K, 128, 55, 55]
     assert meta['options']['k'] == K
     cache = LandmarkCache.load(meta['landmark_cache'])
-    assert cache.counts()['ok'] == 5 and cache.get('grey.png').flag == 'no_face'
+    assert cache.counts()['ok'] == 3 and cache.get('grey.png').flag == 'no_face'
     assert cache.landmarks('0000.jpg').shape == (68, 2)
 
 
@@ -134,15 +134,15 @@ def test_rebuild_with_other_k_reuses_landmarks_and_features(built, tmp_path, mon
     monkeypatch.setattr(faces_module, 'FaceLandmarker', _forbid)
     out = tmp_path / 'k2'
     summary = build_dictionary(make_options(options.input, out, k=2, cache_dir=str(options.cache_folder())))
-    assert summary.faces_used == 5
+    assert summary.faces_used == 3
     assert np.load(out / 'nose_64_center.npy').shape == (2, 512, 6, 6)
 
 
 def test_k_larger_than_the_crops_is_an_error(built, tmp_path, monkeypatch):
     options, _ = built
     monkeypatch.setattr(builder_module, 'extract_samples', _forbid)
-    with pytest.raises(DictionaryBuildError, match=r'K=11 is larger than .*5 faces x 2 view\(s\) = 10'):
-        build_dictionary(make_options(options.input, tmp_path / 'k11', k=11, cache_dir=str(options.cache_folder())))
+    with pytest.raises(DictionaryBuildError, match=r'K=7 is larger than .*3 faces x 2 view\(s\) = 6'):
+        build_dictionary(make_options(options.input, tmp_path / 'k7', k=7, cache_dir=str(options.cache_folder())))
 
 
 def test_interrupted_feature_run_resumes(built, tmp_path, monkeypatch):
@@ -212,9 +212,9 @@ def test_cli_with_options_file_and_overrides(built, tmp_path, monkeypatch, capsy
     out = tmp_path / 'cli'
     code = cli_main(['-opt', str(ROOT / 'options' / 'build_dictionary.yml'), '--input', options.input,
                      '--output', str(out), '--k', '2', '--random_encoder', '0', '--gpu_ids', '-1',
-                     '--cache_dir', str(options.cache_folder()), '--max_faces', '5'])
+                     '--cache_dir', str(options.cache_folder()), '--max_faces', '3'])
     assert code == 0
-    assert 'from 5 faces' in capsys.readouterr().out
+    assert 'from 3 faces' in capsys.readouterr().out
     meta = json.loads((out / 'dictionary.json').read_text())
     assert meta['K'] == 2 and meta['options']['checkpoint'] is None and meta['random_encoder']
     # no encoder anywhere: a clear error, nothing written

@@ -216,6 +216,9 @@ def test_projected_initialisation_of_wide_features():
     assert adjusted_rand_score(truth, projected.labels.numpy()) == 1.0
     assert torch.equal(projected.labels, again.labels) and torch.equal(projected.centers, again.centers)
     assert not torch.equal(first.centers, full.centers)  # the projection chose other seeds
+    # fewer rows than init_dims: seeded in the full space (the projection would outweigh the data)
+    few = [kmeans(x[:60], 4, seed=3, device='cpu', init_dims=dims, max_iter=1).centers for dims in (64, 0)]
+    assert torch.equal(few[0], few[1])
     # as good as seeding in the full space, over seeds (single runs differ by about 1% either way)
     wide = overlapping(n=600, dim=1100, blobs=30)
     inertia = {dims: np.mean([kmeans(wide, 12, seed=s, device='cpu', init_dims=dims).inertia
