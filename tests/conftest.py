@@ -107,13 +107,6 @@ def make_random_released_model(seed: int = 0, dict_dir=None, confidence_bias: fl
     return model
 
 
-@pytest.fixture(scope='session')
-def random_model_files(tmp_path_factory):
-    """(checkpoint path, dictionary folder) of a random-weight model of the released width with K = 4 atoms."""
-    root = tmp_path_factory.mktemp('random_model')
-    return write_random_generator(root / 'net_G.pth'), write_random_dictionaries(root / 'dicts')
-
-
 # 512-px faces in and out at 1/8 of the released width (a fraction of a second per face instead of
 # 10-20 s): for tests of the pipeline around the network, where the width is not the point. No
 # residual: the random output must differ clearly from the input face, to be seen pasted back.

@@ -14,7 +14,9 @@ import torch
 
 import dfdnet.dictionary.builder as builder_module
 import dfdnet.dictionary.faces as faces_module
-from dfdnet.archs import GeneratorConfig, load_dictionaries, load_generator
+from conftest import write_random_generator
+from dfdnet.archs import GeneratorConfig, load_dictionaries
+from dfdnet.archs.dfdnet_arch import DFDNetGenerator
 from dfdnet.archs.dictionary import dictionary_file_name
 from dfdnet.cli.build_dictionary import main as cli_main
 from dfdnet.data.landmark_cache import LandmarkCache
@@ -114,12 +116,12 @@ def test_flipped_left_eye_is_the_right_eye_of_the_mirrored_face(built, shared_da
         assert not np.allclose(cached[2].astype(np.float32), expected, rtol=0.05, atol=0.05)
 
 
-def test_generator_loads_the_built_dictionary(built, random_model_files):
+def test_generator_loads_the_built_dictionary(built):
     options, _ = built
     bank = load_dictionaries(options.output, GeneratorConfig().dictionary_layout())
     assert bank.num_atoms == K
-    checkpoint, _ = random_model_files
-    model = load_generator(checkpoint, options.output)
+    model = DFDNetGenerator(GeneratorConfig())  # the released layout; set_dictionaries checks it
+    model.set_dictionaries(bank)
     assert model.dictionaries.num_atoms == K
     assert model.dictionaries.atoms('mouth', 256).shape == (K, 128, 55, 55)
 
@@ -181,9 +183,9 @@ def test_no_encoder_is_an_error_and_two_are_too(tmp_path):
         load_encoder(vgg='a.pth', random_seed=1)
 
 
-def test_checkpoint_and_vgg_encoders_load_their_weights(random_model_files, tmp_path):
+def test_checkpoint_and_vgg_encoders_load_their_weights(tmp_path):
     torchvision = pytest.importorskip('torchvision')
-    checkpoint, _ = random_model_files
+    checkpoint = write_random_generator(tmp_path / 'g.pth', config=GeneratorConfig(width=8))
     encoder, config, info = load_encoder(checkpoint=checkpoint)
     state = torch.load(checkpoint, weights_only=True)['params']
     torch.testing.assert_close(encoder.vgg_net.conv3_2.weight, state['vgg_extractor.vgg_net.conv3_2.weight'])
