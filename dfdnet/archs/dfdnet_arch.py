@@ -160,7 +160,8 @@ class DFDNetGenerator(nn.Module):
         self.upsample4 = output_head(width)
         # None unless asked for, so that the state dicts of other configurations stay as they were.
         self.full_res_head = FullResolutionHead(width) if self.config.full_res_head else None
-        self.subpixel_head = (SubpixelHead(width, self.config.core_scale, self.config.subpixel_width) if self.config.subpixel_head else None)
+        self.subpixel_head = (SubpixelHead(width, self.config.core_scale, self.config.subpixel_width)
+                              if self.config.subpixel_head else None)
         self.precision = 'fp32'  # inference: 'bf16' / 'fp16' run forward under autocast (load_generator sets it)
         if self.config.residual:
             nn.init.zeros_(self.upsample4[-2].weight)

@@ -232,5 +232,6 @@ class DegradationPipeline:
         """The input resized back to the HQ size."""
         small = img
         if img.shape[:2] != gt.shape[:2]:
-            img = deg.resize(img, size=gt.shape[:2], interpolation=self._interpolation(rng, params, 'up_interpolation'))
+            img = deg.resize(img, size=gt.shape[:2],
+                             interpolation=self._interpolation(rng, params, 'up_interpolation'))
         return Degraded(gt=gt, lq=np.ascontiguousarray(img, dtype=np.float32), params=params, small=small)
