@@ -22,6 +22,14 @@ def released_state():
 
 
 @pytest.fixture(scope='module')
+def released_file(released_state, tmp_path_factory):
+    """``released_state`` saved once (~1 GB, several seconds to write) for the tests that only read it."""
+    path = tmp_path_factory.mktemp('released') / 'latest_net_G.pth'
+    torch.save(released_state, path)
+    return path
+
+
+@pytest.fixture(scope='module')
 def dict_dir(tmp_path_factory):
     return write_random_dictionaries(tmp_path_factory.mktemp('d') / 'dicts', num_atoms=3)
 
@@ -56,9 +64,8 @@ def test_released_layout_has_386_keys(released_state):
     assert sum(v.numel() for k, v in released_state.items() if not buffers.search(k)) == 240_117_181
 
 
-def test_released_checkpoint_loads_every_tensor(tmp_path, released_state, dict_dir):
-    path = tmp_path / 'latest_net_G.pth'
-    torch.save(released_state, path)
+def test_released_checkpoint_loads_every_tensor(released_file, released_state, dict_dir):
+    path = released_file
     state, config, fmt = read_checkpoint(path)
     assert fmt == 'released' and config == GeneratorConfig()
     del state  # ~1 GB: keep the suite within its memory budget
@@ -116,13 +123,12 @@ def test_blur_buffers_are_checked(tmp_path, released_state, dict_dir):
         load_generator(tmp_path / 'blur.pth', dict_dir)
 
 
-def test_basicsr_layout(tmp_path, released_state, dict_dir):
+def test_basicsr_layout(tmp_path, released_state, released_file, dict_dir):
     basicsr = to_basicsr(released_state)
     torch.save({'params': basicsr}, tmp_path / 'DFDNet_official-d1fa5650.pth')
-    torch.save(released_state, tmp_path / 'released.pth')
     del basicsr
     a = load_generator(tmp_path / 'DFDNet_official-d1fa5650.pth', dict_dir, fold_spectral_norm=False).state_dict()
-    b = load_generator(tmp_path / 'released.pth', dict_dir, fold_spectral_norm=False).state_dict()
+    b = load_generator(released_file, dict_dir, fold_spectral_norm=False).state_dict()
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -140,12 +146,11 @@ def test_own_format_round_trip_keeps_config(tmp_path, dict_dir):
 
 
 @pytest.mark.parametrize('content', [None, b'', b'not a checkpoint at all', 'truncated'])
-def test_bad_checkpoint_files_name_the_path(tmp_path, released_state, dict_dir, content):
+def test_bad_checkpoint_files_name_the_path(tmp_path, released_file, dict_dir, content):
     path = tmp_path / 'latest_net_G.pth'
     if content == 'truncated':
-        torch.save(released_state, path)
-        data = path.read_bytes()
-        path.write_bytes(data[:len(data) // 3])
+        with open(released_file, 'rb') as fh:
+            path.write_bytes(fh.read(released_file.stat().st_size // 3))
     elif content is not None:
         path.write_bytes(content)
     with pytest.raises(CheckpointError) as info:
@@ -183,10 +188,9 @@ def test_vgg_weights_file(tmp_path):
         load_vgg_weights(face, tmp_path / 'bad.pth')
 
 
-def test_folded_spectral_norm_is_the_eval_weight(tmp_path, released_state, dict_dir):
-    torch.save(released_state, tmp_path / 'g.pth')
-    plain = load_generator(tmp_path / 'g.pth', dict_dir, fold_spectral_norm=False)
-    folded = load_generator(tmp_path / 'g.pth', dict_dir)
+def test_folded_spectral_norm_is_the_eval_weight(tmp_path, released_file, dict_dir):
+    plain = load_generator(released_file, dict_dir, fold_spectral_norm=False)
+    folded = load_generator(released_file, dict_dir)
     assert folded.spectral_norm_folded and not any(k.endswith('weight_orig') for k in folded.state_dict())
     x = torch.randn(2, 512, 6, 6)
     with torch.no_grad():

@@ -191,10 +191,11 @@ def test_checkpoint_and_vgg_encoders_load_their_weights(tmp_path):
     torch.testing.assert_close(encoder.vgg_net.conv3_2.weight, state['vgg_extractor.vgg_net.conv3_2.weight'])
     assert info.source == 'checkpoint' and len(info.file_sha256) == 64 and not info.is_random
     torch.manual_seed(3)
-    vgg = torchvision.models.vgg19(weights=None)
-    torch.save(vgg.state_dict(), tmp_path / 'vgg19.pth')
+    # torchvision's layout; the classifier (120 M parameters) is left out: the loader ignores it
+    features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs['E'])
+    torch.save({f'features.{k}': v for k, v in features.state_dict().items()}, tmp_path / 'vgg19.pth')
     encoder, _, info = load_encoder(vgg=tmp_path / 'vgg19.pth')
-    torch.testing.assert_close(encoder.vgg_net.conv5_4.weight, vgg.features[34].weight)
+    torch.testing.assert_close(encoder.vgg_net.conv5_4.weight, features[34].weight)
     assert info.source == 'vgg'
 
 
