@@ -167,7 +167,7 @@ def main(argv=None) -> int:
     parser.add_argument('--repeat', type=int, default=1, help='time each run this many times, keep the fastest')
     parser.add_argument('--max_iter', type=int, default=100)
     parser.add_argument('--tol', type=float, default=1e-4)
-    parser.add_argument('--init_dims', type=int, default=256, help='kmeans(init_dims=...) for every run of ours')
+    parser.add_argument('--init_dims', type=int, default=128, help='kmeans(init_dims=...) for every run of ours')
     parser.add_argument('--inertia_tol', type=float, nargs='+', default=[],
                         help="also time each backend with kmeans(inertia_tol=...) at these values")
     parser.add_argument('--device', default='cpu', help="torch device for ours (default 'cpu', as scikit-learn)")

@@ -271,7 +271,7 @@ def choose_backend(backend: str, features, device: torch.device, max_resident_by
 
 def kmeans(features, k: int, seed: int = 0, max_iter: int = 300, tol: float = 1e-4, chunk_size: int | None = None,
            device=None, max_resident_bytes: int = 2 * 2**30, progress: bool = False, desc: str = 'k-means',
-           init=None, backend: str = 'auto', inertia_tol: float = 0.0, init_dims: int = 256) -> KMeansResult:
+           init=None, backend: str = 'auto', inertia_tol: float = 0.0, init_dims: int = 128) -> KMeansResult:
     """Cluster the rows of ``features`` (N, D) into ``k`` groups.
 
     Args:

@@ -15,7 +15,7 @@ class KMeansOptions:
     max_iter: int = 100
     tol: float = 1e-4
     inertia_tol: float = 3e-4      # also stop when an iteration gains less than this fraction of inertia (0: off)
-    init_dims: int = 256           # k-means++ distances in a random projection this wide (0: full features)
+    init_dims: int = 128           # k-means++ distances in a random projection this wide (0: full features)
     chunk_mb: int | None = None    # float32 rows per distance block, in MiB (None: 32 on CPU, 1024 on GPU)
     resident_gb: float = 4.0       # copy a (part, level)'s features to the device when at most this big
     backend: str = 'auto'          # 'faiss', 'torch' or 'auto' (faiss on a GPU with a GPU build of faiss, else torch)
