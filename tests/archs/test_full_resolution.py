@@ -18,7 +18,7 @@ from dfdnet.errors import CheckpointError
 from dfdnet.utils.options import OptionsError
 from dfdnet.models.builders import build_discriminator, build_generator
 from dfdnet.models.dfdnet_model import DFDNetModel
-from dfdnet.models.options import TrainOptions, InitOptions
+from dfdnet.models.options import DiscriminatorOptions, InitOptions, TrainOptions
 
 CORE = GeneratorConfig(image_size=256, width=8, part_sizes=(40, 40, 32, 56), crop_mode='roi_align', residual=True)
 FULL = dataclasses.replace(CORE, image_size=512, compute_size=256)
@@ -168,8 +168,7 @@ def test_widened_subpixel_head_keeps_the_function_and_only_the_head_trains(tmp_p
 
     options = TrainOptions(perceptual_weights=(0, 0, 0, 0), adversarial_weights=(0, 0, 0, 0), total_iter=1,
                            train_only=('subpixel_head',))
-    net_d = build_discriminator(type('D', (), {'scales': (1,), 'base_channels': 4, 'num_down': 1,
-                                               'max_channels': 8})(), seed=0)
+    net_d = build_discriminator(DiscriminatorOptions(scales=(1,), base_channels=4, num_down=1, max_channels=8), seed=0)
     model = DFDNetModel(net_g, net_d, options, 'cpu')
     before = {k: v.clone() for k, v in net_g.state_dict().items()}
     model.train_mode()
@@ -248,8 +247,7 @@ def test_bf16_training_runs_channels_last(tmp_path):
     net_g, _ = build_generator(config, InitOptions(random_encoder_seed=0), tmp_path, seed=0)
     options = TrainOptions(perceptual_weights=(0, 0, 0, 0), adversarial_weights=(0, 0, 0, 0), total_iter=1,
                            amp='bf16')
-    net_d = build_discriminator(type('D', (), {'scales': (1, 2, 4, 8), 'base_channels': 4, 'num_down': 3,
-                                               'max_channels': 8})(), seed=0)
+    net_d = build_discriminator(DiscriminatorOptions(base_channels=4, max_channels=8), seed=0)
     model = DFDNetModel(net_g, net_d, options, 'cpu')
     assert model.net_g.upsample3.convup[1].weight_orig.is_contiguous(memory_format=torch.channels_last)
     before = model.net_g.upsample4[-2].weight.clone()

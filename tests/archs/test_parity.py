@@ -41,9 +41,9 @@ def _style_inputs(blocks):
     """Forward pre-hooks on the four decoder up-blocks (coarsest first) that keep the updated
     feature each receives, so that one forward gives both the output and the updated features."""
     seen = {}
-    handles = [block.register_forward_pre_hook(lambda _m, args, i=i: seen.__setitem__(i, args[1]))
-               for i, block in enumerate(blocks)]
-    return seen, handles
+    for i, block in enumerate(blocks):
+        block.register_forward_pre_hook(lambda _m, args, i=i: seen.__setitem__(i, args[1]))
+    return seen
 
 
 @pytest.fixture(scope='module')
@@ -52,7 +52,7 @@ def outputs(faces, tmp_path_factory):
     dict_dir = write_random_dictionaries(root / 'dicts', num_atoms=16, seed=7)
     reference = make_random_released_model(seed=11, dict_dir=dict_dir)
     images, boxes = faces[0][1:], faces[1][1:]
-    seen, _ = _style_inputs([reference.up0, reference.up1, reference.up2, reference.up3])
+    seen = _style_inputs([reference.up0, reference.up1, reference.up2, reference.up3])
     with torch.inference_mode():
         released = reference(images, boxes[0])
     released_updated = [seen[3 - level] for level in range(4)]  # up0 takes the stride-16 level
@@ -65,7 +65,7 @@ def outputs(faces, tmp_path_factory):
     del state
     model.eval().fold_spectral_norm().to(memory_format=torch.channels_last)  # as load_generator does
     model.set_dictionaries(load_dictionaries(dict_dir, model.config.dictionary_layout()))
-    seen, _ = _style_inputs([model.upsample0, model.upsample1, model.upsample2, model.upsample3])
+    seen = _style_inputs([model.upsample0, model.upsample1, model.upsample2, model.upsample3])
     with torch.inference_mode():
         ours = model(images, boxes)
         ours_updated = [seen[3 - level] for level in range(4)]

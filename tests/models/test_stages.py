@@ -15,7 +15,7 @@ from dfdnet.utils.image_io import list_face_images
 from dfdnet.errors import CheckpointError
 from dfdnet.models.builders import build_discriminator, build_generator
 from dfdnet.models.dfdnet_model import DFDNetModel
-from dfdnet.models.options import OptionsError, TrainOptions, InitOptions
+from dfdnet.models.options import DiscriminatorOptions, InitOptions, OptionsError, TrainOptions
 
 SMALL = GeneratorConfig(image_size=256, width=8, part_sizes=(40, 40, 32, 56), crop_mode='roi_align')
 BOXES = torch.tensor([[[70, 100, 115, 130], [140, 100, 185, 130], [110, 125, 140, 160], [95, 165, 160, 205]]])
@@ -69,8 +69,7 @@ def _model(config, weights, tmp_path, train_encoder):
     net_g, record = build_generator(config, weights, tmp_path, seed=0)
     options = TrainOptions(train_encoder=train_encoder, perceptual_weights=(0, 0, 0, 0),
                            adversarial_weights=(0, 0, 0, 0), total_iter=1)
-    net_d = build_discriminator(type('D', (), {'scales': (1, 2, 4, 8), 'base_channels': 4, 'num_down': 3,
-                                               'max_channels': 8})(), seed=0)
+    net_d = build_discriminator(DiscriminatorOptions(base_channels=4, max_channels=8), seed=0)
     return DFDNetModel(net_g, net_d, options, 'cpu'), record
 
 
