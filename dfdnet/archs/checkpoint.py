@@ -151,6 +151,7 @@ def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig |
         model.fold_spectral_norm()
     model.to(device, memory_format=torch.channels_last)
     model.precision = precision
+    model.checkpoint_format = fmt  # the photo pipeline's resampling follows it (resolve_resampling)
     if config.dft_levels:
         model.set_dictionaries(load_dictionaries(dict_dir, config.dictionary_layout(), standardized=config.use_cadain))
     logger.info('loaded %s generator %s (encoder %s, %d px) on %s in %s', fmt, checkpoint, config.encoder,

@@ -163,6 +163,7 @@ class DFDNetGenerator(nn.Module):
         self.subpixel_head = (SubpixelHead(width, self.config.core_scale, self.config.subpixel_width)
                               if self.config.subpixel_head else None)
         self.precision = 'fp32'  # inference: 'bf16' / 'fp16' run forward under autocast (load_generator sets it)
+        self.checkpoint_format = None  # the format of the file load_generator read ('released', 'basicsr', ...)
         if self.config.residual:
             nn.init.zeros_(self.upsample4[-2].weight)
             nn.init.zeros_(self.upsample4[-2].bias)

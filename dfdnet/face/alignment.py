@@ -3,7 +3,8 @@
 The released code fits a least-squares similarity (rotation, uniform scale, translation;
 Umeyama's method, ``skimage.transform.SimilarityTransform``) from the five dlib landmarks to
 the template, warps bilinearly with a black border, and for the paste-back fits a second
-similarity from the template to the landmarks times the upscale factor. Affine matrices here
+similarity from the template to the landmarks times the upscale factor (``paste='released'``;
+the default pastes back with the exact inverse, see ``alignment_transforms``). Affine matrices here
 are (2, 3) float64 arrays mapping (x, y, 1) column vectors, as OpenCV's ``warpAffine`` takes.
 """
 from __future__ import annotations
@@ -28,6 +29,18 @@ TEMPLATE_FILE_SIZE = 1024  # FFHQ_template.npy of the released code holds 1024-p
 # Typical dlib HOG box [left, top, right, bottom] of a face aligned to the template in a 512 crop
 # (median over CelebA-HQ faces); used for 68-point landmarks when no detection box is known.
 ALIGNED_FACE_BOX_512 = np.array([100.0, 158.0, 405.0, 463.0])
+
+# Kernels of the photo pipeline's resamples (face warp, aligned-face resize, background upscale,
+# paste-back). Bilinear is the released code's; bicubic is what this project's training uses to bring
+# degraded faces back to full size (dfdnet.data.degradation_pipeline), so its models see the same.
+RESAMPLING = {'bilinear': cv2.INTER_LINEAR, 'bicubic': cv2.INTER_CUBIC}
+
+
+def resampling_flag(name: str) -> int:
+    """OpenCV flag of a ``RESAMPLING`` kernel name; ``ValueError`` for any other name."""
+    if name not in RESAMPLING:
+        raise ValueError(f'unknown resampling {name!r}; choose one of {sorted(RESAMPLING)}')
+    return RESAMPLING[name]
 
 
 def face_template(size: int = 512, path=None) -> np.ndarray:
@@ -80,21 +93,40 @@ def transform_points(points, affine) -> np.ndarray:
     return points @ affine[:, :2].T + affine[:, 2]
 
 
-def alignment_transforms(landmarks5, upscale: float = 1.0, size: int = 512, template=None):
-    """The released pair of fits for one face.
+PASTE_TRANSFORMS = ('inverse', 'released')
 
-    Returns (affine, paste_affine): ``affine`` maps the input image onto the ``size`` crop;
-    ``paste_affine`` maps the crop onto the input resized by ``upscale`` (fitted from the
-    template to ``landmarks5 * upscale``, as released, not inverted).
+
+def alignment_transforms(landmarks5, upscale: float = 1.0, size: int = 512, template=None, paste: str = 'inverse'):
+    """The alignment warp of one face and its paste-back warp.
+
+    Returns (affine, paste_affine): ``affine`` maps the input image onto the ``size`` crop (the
+    least-squares similarity of the five points onto the template); ``paste_affine`` maps the crop
+    onto the input resized by ``upscale``:
+
+    * 'inverse': the exact inverse of ``affine`` followed by the resize's own pixel mapping
+      (x_up = upscale * x + (upscale - 1) / 2, pixel centres, as ``cv2.resize``), so a crop pasted
+      back unchanged lands on the pixels it came from;
+    * 'released': a second least-squares fit from the template to ``landmarks5 * upscale``, as the
+      released code does. It is not the inverse of ``affine`` (five points never fit a similarity
+      exactly) and ignores pixel centres: measured on 10 validation faces at x2, an unchanged crop
+      comes back 31 dB from the upscaled photo (some faces 21 dB), against 53 dB for 'inverse'.
     """
     template = face_template(size) if template is None else np.asarray(template, dtype=np.float64)
     points = np.asarray(landmarks5, dtype=np.float64)
-    return estimate_similarity(points, template), estimate_similarity(template, points * upscale)
+    affine = estimate_similarity(points, template)
+    if paste == 'released':
+        return affine, estimate_similarity(template, points * upscale)
+    if paste != 'inverse':
+        raise ValueError(f'unknown paste transform {paste!r}; choose one of {PASTE_TRANSFORMS}')
+    inverse = invert_affine(affine)
+    return affine, np.vstack([inverse[0] * upscale, inverse[1] * upscale]) + [[0, 0, (upscale - 1) / 2],
+                                                                            [0, 0, (upscale - 1) / 2]]
 
 
-def warp_face(image: np.ndarray, affine, size: int = 512) -> np.ndarray:
-    """Warp ``image`` (H, W[, C]) with ``affine`` into a ``size`` x ``size`` crop (bilinear, black border)."""
-    return cv2.warpAffine(image, np.asarray(affine, dtype=np.float64), (size, size), flags=cv2.INTER_LINEAR,
+def warp_face(image: np.ndarray, affine, size: int = 512, resampling: str = 'bilinear') -> np.ndarray:
+    """Warp ``image`` (H, W[, C]) with ``affine`` into a ``size`` x ``size`` crop (black border;
+    ``resampling`` 'bilinear' as released, or 'bicubic')."""
+    return cv2.warpAffine(image, np.asarray(affine, dtype=np.float64), (size, size), flags=resampling_flag(resampling),
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 

@@ -20,18 +20,18 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from dfdnet.face.alignment import transform_points
+from dfdnet.face.alignment import resampling_flag, transform_points
 
 _ROI_MARGIN = 2  # pixels around the warped footprint
 
 
-def upscale_image(image: np.ndarray, factor: float) -> np.ndarray:
-    """Resize (H, W[, C]) uint8/uint16 pixels by ``factor`` (bilinear, as released); dtype kept."""
+def upscale_image(image: np.ndarray, factor: float, resampling: str = 'bilinear') -> np.ndarray:
+    """Resize (H, W[, C]) uint8/uint16 pixels by ``factor`` (bilinear as released, or bicubic); dtype kept."""
     if factor == 1:
         return image.copy()
     height, width = image.shape[:2]
     size = (int(round(width * factor)), int(round(height * factor)))
-    resized = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+    resized = cv2.resize(image, size, interpolation=resampling_flag(resampling))
     return resized if resized.ndim == image.ndim else resized[:, :, None]
 
 
@@ -118,12 +118,14 @@ def _face_for_canvas(face: np.ndarray, channels: int, value_scale: float) -> np.
     return face * value_scale
 
 
-def blend_face(canvas: np.ndarray, face: np.ndarray, paste_affine, upscale: int, mask=None) -> None:
+def blend_face(canvas: np.ndarray, face: np.ndarray, paste_affine, upscale: int, mask=None,
+               resampling: str = 'bilinear') -> None:
     """Blend one face into ``canvas`` in place.
 
     canvas: (H, W, C) uint8/uint16 colour pixels (C = 1 grey or 3 RGB) of the upscaled image.
     face: (S, S, 3) RGB uint8 restored face (or (S, S) grey); paste_affine: (2, 3) crop -> canvas;
     mask: (S, S) float32 in [0, 1] in crop pixels (e.g. ``face_mask``), or None: the released mask.
+    resampling: kernel of the face's warp ('bilinear' as released, or 'bicubic'); masks stay bilinear.
     """
     face_size = face.shape[0]
     height, width, channels = canvas.shape
@@ -134,7 +136,7 @@ def blend_face(canvas: np.ndarray, face: np.ndarray, paste_affine, upscale: int,
     affine = np.asarray(paste_affine, dtype=np.float64).copy()
     affine[:, 2] -= (x0, y0)
     face_f = _face_for_canvas(face, channels, value_scale)
-    warped = cv2.warpAffine(face_f, affine, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+    warped = cv2.warpAffine(face_f, affine, (x1 - x0, y1 - y0), flags=resampling_flag(resampling),
                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     warped = warped.reshape(y1 - y0, x1 - x0, channels)
     if mask is None:
@@ -149,24 +151,27 @@ def blend_face(canvas: np.ndarray, face: np.ndarray, paste_affine, upscale: int,
     canvas[y0:y1, x0:x1] = np.clip(np.rint(blended), info.min, info.max).astype(canvas.dtype)
 
 
-def paste_faces(background: np.ndarray, faces, paste_affines, upscale: int, masks=None) -> np.ndarray:
+def paste_faces(background: np.ndarray, faces, paste_affines, upscale: int, masks=None,
+                resampling: str = 'bilinear') -> np.ndarray:
     """Upscale ``background`` and blend every face into it.
 
     background: (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, uint8 or uint16.
     faces: restored (S, S, 3) RGB uint8 faces; paste_affines: their (2, 3) crop -> upscaled-image
-    similarities; masks: their (S, S) crop-space masks (``face_mask``), or None for the released one. Returns an image of shape (H·up, W·up[, C]) with the background's dtype and
-    channels (RGBA: alpha resized bilinearly, not changed by the faces).
+    similarities; masks: their (S, S) crop-space masks (``face_mask``), or None for the released one;
+    resampling: kernel of the background's upscale and of the faces' warps ('bilinear' as released,
+    or 'bicubic'). Returns an image of shape (H·up, W·up[, C]) with the background's dtype and
+    channels (RGBA: alpha resized with the image, not changed by the faces).
     """
     if background.dtype not in (np.uint8, np.uint16):
         raise ValueError(f'background must be uint8 or uint16, got {background.dtype}')
-    upscaled = upscale_image(background, upscale)
+    upscaled = upscale_image(background, upscale, resampling)
     grey = upscaled.ndim == 2
     canvas = upscaled[:, :, None] if grey else upscaled
     colour = canvas[:, :, :3] if canvas.shape[2] == 4 else canvas
     colour_view = np.ascontiguousarray(colour)
     masks = [None] * len(faces) if masks is None else list(masks)
     for face, affine, mask in zip(faces, paste_affines, masks):
-        blend_face(colour_view, face, affine, upscale, mask)
+        blend_face(colour_view, face, affine, upscale, mask, resampling)
     if canvas.shape[2] == 4:
         canvas[:, :, :3] = colour_view
         return canvas

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from dfdnet.face.alignment import alignment_transforms, face_template, warp_face
+from dfdnet.face.alignment import PASTE_TRANSFORMS, alignment_transforms, face_template, resampling_flag, warp_face
 from dfdnet.face.components import component_boxes
 from dfdnet.face.landmarks import LandmarkError, aligned_face_landmarks
 from dfdnet.pipeline.summary import StageTimer
@@ -56,10 +56,18 @@ class FacePreparer:
     detector: a ``FaceDetector`` (None in aligned mode); landmarks5: a 5-point ``DlibLandmarker``
     (None in aligned mode); landmarks68: a 68-point landmarker on aligned crops.
     template: (5, 2) five-point template for ``face_size``; only_largest: keep one face per image.
+    resampling: kernel of the alignment warp and of resizing aligned inputs ('bilinear' as released,
+    or 'bicubic', as this project's training brings faces back to full size).
+    paste_transform: 'inverse' (exact inverse of the alignment warp) or 'released' (``alignment_transforms``).
     """
 
     def __init__(self, face_size, landmarks68, detector=None, landmarks5=None, template=None,
-                 only_largest=False):
+                 only_largest=False, resampling: str = 'bilinear', paste_transform: str = 'inverse'):
+        resampling_flag(resampling)  # fail at construction, not at the first face
+        if paste_transform not in PASTE_TRANSFORMS:
+            raise ValueError(f'paste_transform must be one of {PASTE_TRANSFORMS}, got {paste_transform!r}')
+        self.resampling = resampling
+        self.paste_transform = paste_transform
         self.face_size = int(face_size)
         self.detector = detector
         self.landmarks5 = landmarks5
@@ -122,8 +130,9 @@ class FacePreparer:
         Raises ``LandmarkError`` / ``ValueError`` for an unusable face."""
         timer = timer or StageTimer()
         with timer('align'):
-            affine, paste_affine = alignment_transforms(points5, upscale, self.face_size, self.template)
-            crop = warp_face(rgb, affine, self.face_size)
+            affine, paste_affine = alignment_transforms(points5, upscale, self.face_size, self.template,
+                                                        self.paste_transform)
+            crop = warp_face(rgb, affine, self.face_size, self.resampling)
         with timer('landmarks'):
             landmarks68 = self.crop_landmarks(crop)
         if smooth68 is not None:
@@ -141,7 +150,7 @@ class FacePreparer:
             if landmarks68 is not None:
                 scale = np.array([self.face_size / rgb.shape[1], self.face_size / rgb.shape[0]])
                 landmarks68 = np.asarray(landmarks68, dtype=np.float64) * scale
-            rgb = cv2.resize(rgb, (self.face_size, self.face_size), interpolation=cv2.INTER_LINEAR)
+            rgb = cv2.resize(rgb, (self.face_size, self.face_size), interpolation=resampling_flag(self.resampling))
         if landmarks68 is None:
             landmarks68 = self.crop_landmarks(rgb, check_template=False)
         return self._finish(0, rgb, np.asarray(landmarks68, dtype=np.float64))

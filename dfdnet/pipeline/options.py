@@ -15,6 +15,8 @@ RELEASED_CHECKPOINT = Path('checkpoints/facefh_dictionary/latest_net_G.pth')
 RELEASED_DICT_DIR = Path('DictionaryCenter512')
 PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
 PASTE_MASKS = ('face', 'released')  # dfdnet.face.paste.face_mask / soft_mask
+PASTE_TRANSFORMS = ('inverse', 'released')  # dfdnet.face.alignment.alignment_transforms (kept light: no cv2 here)
+RESAMPLINGS = ('auto', 'bilinear', 'bicubic')  # dfdnet.face.alignment.RESAMPLING, or chosen by the model
 
 
 @dataclass
@@ -58,6 +60,10 @@ class RestoreOptions:
                                            "downloaded", group='faces')
     template_path: Path | None = option(None, 'FFHQ_template.npy (5 x 2, 1024 px) replacing the built-in '
                                         'five-point template', flag='--template', group='faces')
+    resampling: str = option('auto', "kernel of the face warp, of resizing aligned inputs, of the photo's upscale "
+                             "and of the paste-back: bilinear (as released) or bicubic; auto: bicubic for this "
+                             "project's models (their training brings faces back to full size with bicubic), "
+                             "bilinear for the released and BasicSR weights", choices=RESAMPLINGS, group='faces')
     ext: str = option('png', 'output image format', choices=OUTPUT_EXTENSIONS, group='output')
     color_fix: str = option('none', "match each restored face's low-frequency colour to its input: none, adain "
                             '(channel mean and deviation) or wavelet (the input\'s low-pass under the restored '
@@ -65,6 +71,10 @@ class RestoreOptions:
     paste_mask: str = option('face', "face: a soft mask of the face's outline from its 68 landmarks (no square "
                              "seam); released: the released feathered square", choices=PASTE_MASKS,
                              group='output')
+    paste_transform: str = option('inverse', "the paste-back warp: inverse (the exact inverse of the face's "
+                                  'alignment warp: an unchanged face lands on the pixels it came from) or released '
+                                  '(fitted again from the template to the landmarks, as released: misplaces faces by '
+                                  'up to a few pixels)', choices=PASTE_TRANSFORMS, group='output')
     save_frames: bool = option(False, 'videos: also write every frame\'s Step0-4 pictures (the MP4 is always written)',
                                group='video')
     temporal_smoothing: bool = option(True, 'videos: restore every frame on its own, without tracking faces and '

@@ -57,18 +57,34 @@ def resolve_model_paths(checkpoint=None, dict_dir=None, released_checkpoint=RELE
     return Path(released_checkpoint), Path(released_dict_dir), 'the released DFDNet weights'
 
 
-def build_preparer(options: RestoreOptions, face_size: int, device: str = 'cpu') -> FacePreparer:
-    """Detector and landmark models of ``options``, built once (dlib is imported here)."""
+def resolve_resampling(choice: str, checkpoint_format: str | None = None) -> str:
+    """The photo pipeline's resampling kernel: ``choice`` unless it is 'auto', which is bicubic for a
+    checkpoint of this project's format (its training resizes degraded faces back with bicubic, and
+    a bilinear warp costs its clean faces 2 dB: docs/default_model.md) and bilinear, as released,
+    for the released and BasicSR files or when no model is known."""
+    if choice != 'auto':
+        return choice
+    from dfdnet.archs.checkpoint import OWN_FORMAT
+
+    return 'bicubic' if checkpoint_format == OWN_FORMAT else 'bilinear'
+
+
+def build_preparer(options: RestoreOptions, face_size: int, device: str = 'cpu',
+                   resampling: str | None = None) -> FacePreparer:
+    """Detector and landmark models of ``options``, built once (dlib is imported here).
+    ``resampling``: the resolved kernel (default: ``resolve_resampling(options.resampling)``)."""
     from dfdnet.face.alignment import face_template
     from dfdnet.face.detection import FaceDetector
     from dfdnet.face.landmarks import DlibLandmarker, build_landmarker
 
     landmarks68 = build_landmarker(options.landmark_model, options.landmark_weights, device=device)
     template = face_template(face_size, options.template_path)
+    resampling = resampling or resolve_resampling(options.resampling)
     if options.aligned:
-        return FacePreparer(face_size, landmarks68, template=template)
+        return FacePreparer(face_size, landmarks68, template=template, resampling=resampling)
     return FacePreparer(face_size, landmarks68, detector=FaceDetector(options.detector, options.detector_upsample),
-                        landmarks5=DlibLandmarker(5), template=template, only_largest=options.only_largest_face)
+                        landmarks5=DlibLandmarker(5), template=template, only_largest=options.only_largest_face,
+                        resampling=resampling, paste_transform=options.paste_transform)
 
 
 @dataclass
@@ -91,7 +107,8 @@ class PhotoRestorer:
     """A generator, its face tools and the paste-back, built once and used for every photo.
 
     preparer: a ``FacePreparer`` (detection, alignment, landmarks); restorer: a ``CropRestorer``
-    (the generator, batched); upscale_factor: the photo is resized by it before paste-back.
+    (the generator, batched); upscale_factor: the photo is resized by it before paste-back, with the
+    preparer's resampling kernel (also that of the faces' paste-back warp).
     ``from_options`` builds all of it from ``RestoreOptions`` (the command line's options).
     """
 
@@ -121,9 +138,11 @@ class PhotoRestorer:
                                    precision=options.precision)
         config = generator.config
         core = f', {config.core_size}-px core' if config.core_size != config.image_size else ''
+        resampling = resolve_resampling(options.resampling, generator.checkpoint_format)
         description = (f'{source}: {checkpoint} + {dict_dir} (DFDNet{config.image_size}{core}, width '
-                       f'{config.width}, DFT levels {list(config.dft_levels)}; {generator.precision} on {device})')
-        preparer = build_preparer(options, config.image_size, device)
+                       f'{config.width}, DFT levels {list(config.dft_levels)}; {generator.precision} on {device}; '
+                       f'{resampling} resampling)')
+        preparer = build_preparer(options, config.image_size, device, resampling)
         return cls(preparer, CropRestorer(generator, device=device, batch_size=options.batch_size,
                                           color_fix=options.color_fix),
                    options.upscale_factor, description, options.max_output_megapixels, options.paste_mask)
@@ -147,7 +166,7 @@ class PhotoRestorer:
         masks = ([face_mask(face.landmarks68, self.face_size) for face in faces] if self.paste_mask == 'face'
                  else None)
         return paste_faces(image, list(restored_faces), [face.paste_affine for face in faces], self.upscale_factor,
-                           masks)
+                           masks, self.preparer.resampling)
 
     def enhance(self, image: np.ndarray, timer: StageTimer | None = None) -> RestoredPhoto:
         """Restore every face of ``image``: (H, W, 3) RGB or (H, W) grey, uint8 or uint16."""
@@ -167,4 +186,4 @@ class PhotoRestorer:
 
 
 __all__ = ['PhotoRestorer', 'RestoredPhoto', 'SkippedFace', 'build_preparer', 'resolve_model_paths',
-           'shipped_model_dir']
+           'resolve_resampling', 'shipped_model_dir']

@@ -12,7 +12,7 @@ from dfdnet.face.alignment import (FFHQ_TEMPLATE_512, alignment_transforms, esti
                                    invert_affine, transform_points, warp_face)
 from dfdnet.face.detection import FaceDetector
 from dfdnet.face.landmarks import FANLandmarker, LandmarkError, read_landmarks, write_landmarks
-from dfdnet.face.paste import face_mask, paste_faces, soft_mask
+from dfdnet.face.paste import face_mask, paste_faces, soft_mask, upscale_image
 from dfdnet.utils.html import ImageRow, write_results_page
 from dfdnet.utils.image_io import ImageReadError, list_images, match_input_format, read_image, write_image
 
@@ -49,7 +49,8 @@ def test_estimate_similarity_recovers_exact_transform_and_is_least_squares():
 
 def test_alignment_round_trip_on_warped_dots():
     """Dots at the five landmarks of a tilted face land on the template after the warp, and the
-    inverse transform and the paste-back transform bring the template back onto them."""
+    inverse transform and the paste-back transforms bring the template back onto them (the
+    default one onto the ×2 canvas's pixel centres, the released one onto points × 2)."""
     points = transform_points(FFHQ_TEMPLATE_512, similarity(0.3, 17.0, 60.0, 20.0))
     image = np.zeros((260, 300, 3), np.uint8)
     for x, y in points:
@@ -65,7 +66,45 @@ def test_alignment_round_trip_on_warped_dots():
         found.append([(window * xs).sum() / window.sum(), (window * ys).sum() / window.sum()])
     np.testing.assert_allclose(found, FFHQ_TEMPLATE_512, atol=2.0)  # dots were drawn at integer pixels
     np.testing.assert_allclose(transform_points(FFHQ_TEMPLATE_512, invert_affine(affine)), points, atol=1e-6)
-    np.testing.assert_allclose(transform_points(FFHQ_TEMPLATE_512, paste_affine), points * 2, atol=1e-6)
+    np.testing.assert_allclose(transform_points(FFHQ_TEMPLATE_512, paste_affine), points * 2 + 0.5, atol=1e-6)
+    released = alignment_transforms(points, upscale=2, paste='released')[1]
+    np.testing.assert_allclose(transform_points(FFHQ_TEMPLATE_512, released), points * 2, atol=1e-6)
+    with pytest.raises(ValueError, match="unknown paste transform 'exact'"):
+        alignment_transforms(points, paste='exact')
+
+
+@pytest.mark.parametrize('upscale', [1, 2, 4])
+def test_unchanged_crop_pastes_back_where_it_came_from(upscale):
+    """A crop pasted back unchanged reproduces the upscaled photo with the default (inverse)
+    transform; the released refit misplaces it (five noisy points never fit a similarity exactly)."""
+    rng = np.random.default_rng(upscale)
+    photo = cv2.GaussianBlur(rng.integers(0, 256, (200, 240, 3)).astype(np.float32), (0, 0), 2.0)
+    photo = np.clip((photo - photo.mean()) * 4 + 128, 0, 255).astype(np.uint8)  # smooth, high-contrast texture
+    points = transform_points(FFHQ_TEMPLATE_512, similarity(0.3, 12.0, 50.0, 10.0)) + rng.normal(0, 1.5, (5, 2))
+    psnr = {}
+    for paste in ('inverse', 'released'):
+        affine, paste_affine = alignment_transforms(points, upscale, paste=paste)
+        crop = warp_face(photo, affine, resampling='bicubic')
+        out = paste_faces(photo, [crop], [paste_affine], upscale, resampling='bicubic')
+        inside = soft_mask(paste_affine, 512, out.shape[:2], upscale) > 0.99
+        err = (out.astype(np.float64) - upscale_image(photo, upscale, 'bicubic'))[inside]
+        psnr[paste] = 10 * np.log10(255 ** 2 / np.mean(err ** 2))
+    assert psnr['inverse'] > 40.0, psnr
+    assert psnr['released'] < psnr['inverse'] - 10.0, psnr
+
+
+def test_resampling_kernels():
+    """'bicubic' is OpenCV's cubic warp and resize; an unknown kernel is refused by name."""
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    affine = similarity(4.0, 5.0, 3.0, -2.0)
+    np.testing.assert_array_equal(warp_face(photo, affine, 256, 'bicubic'),
+                                  cv2.warpAffine(photo, affine, (256, 256), flags=cv2.INTER_CUBIC))
+    np.testing.assert_array_equal(warp_face(photo, affine, 256), cv2.warpAffine(photo, affine, (256, 256)))
+    np.testing.assert_array_equal(upscale_image(photo, 2, 'bicubic'),
+                                  cv2.resize(photo, (160, 128), interpolation=cv2.INTER_CUBIC))
+    with pytest.raises(ValueError, match="unknown resampling 'lanczos'"):
+        upscale_image(photo, 2, 'lanczos')
 
 
 def test_warp_has_black_border():
