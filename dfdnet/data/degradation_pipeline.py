@@ -44,6 +44,10 @@ class DegradationConfig:
     resize_interpolations: if set, each of those two resizes draws its kernel from this list
         instead (a face pipeline upscales with its own warp, often bilinear; a photo was made
         smaller by whatever its maker used), so that a restorer does not learn one kernel.
+    up_interpolation: if set, the resize back to the HQ size always uses this kernel (the one the
+        restore pipeline brings faces to the model's size with: bicubic for this project's models,
+        ``dfdnet.pipeline.photo.resolve_resampling``) and only the downscale draws from
+        ``resize_interpolations``.
     clean_prob, clean_scale: chance that a face is only resized down by a factor drawn in
         ``clean_scale`` and back (no blur, noise or JPEG): the clean and mild inputs that teach a
         restorer to do no harm. 0 (the presets) keeps Eq. 11 alone.
@@ -66,6 +70,7 @@ class DegradationConfig:
     motion_kernels: str | None = None
     interpolation: str = 'bicubic'
     resize_interpolations: tuple | None = None
+    up_interpolation: str | None = None
     clean_prob: float = 0.0
     clean_scale: tuple = (1.0, 2.0)
 
@@ -91,6 +96,9 @@ class DegradationConfig:
         if self.interpolation not in deg.INTERPOLATIONS:
             raise ValueError(f'degradation.interpolation must be one of {sorted(deg.INTERPOLATIONS)}, '
                              f'got {self.interpolation!r}')
+        if self.up_interpolation is not None and self.up_interpolation not in deg.INTERPOLATIONS:
+            raise ValueError(f'degradation.up_interpolation must be one of {sorted(deg.INTERPOLATIONS)} or null, '
+                             f'got {self.up_interpolation!r}')
         if self.resize_interpolations is not None:
             self.resize_interpolations = tuple(str(v) for v in self.resize_interpolations)
             unknown = [v for v in self.resize_interpolations if v not in deg.INTERPOLATIONS]
@@ -218,6 +226,9 @@ class DegradationPipeline:
         """``interpolation``, or a draw from ``resize_interpolations`` (drawn only when that is set,
         so that other configurations keep their random streams)."""
         choices = self.config.resize_interpolations
+        if key == 'up_interpolation' and self.config.up_interpolation is not None:
+            params[key] = self.config.up_interpolation
+            return params[key]
         if not choices:
             return self.config.interpolation
         params[key] = choices[int(rng.integers(len(choices)))]

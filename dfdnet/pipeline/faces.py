@@ -56,8 +56,9 @@ class FacePreparer:
     detector: a ``FaceDetector`` (None in aligned mode); landmarks5: a 5-point ``DlibLandmarker``
     (None in aligned mode); landmarks68: a 68-point landmarker on aligned crops.
     template: (5, 2) five-point template for ``face_size``; only_largest: keep one face per image.
-    resampling: kernel of the alignment warp and of resizing aligned inputs ('bilinear' as released,
-    or 'bicubic', as this project's training brings faces back to full size).
+    resampling: kernel of the alignment warp and of enlarging aligned inputs ('bilinear' as released,
+    or 'bicubic', as this project's training brings faces back to full size; larger aligned inputs
+    are shrunk with area averaging).
     paste_transform: 'inverse' (exact inverse of the alignment warp) or 'released' (``alignment_transforms``).
     """
 
@@ -150,7 +151,10 @@ class FacePreparer:
             if landmarks68 is not None:
                 scale = np.array([self.face_size / rgb.shape[1], self.face_size / rgb.shape[0]])
                 landmarks68 = np.asarray(landmarks68, dtype=np.float64) * scale
-            rgb = cv2.resize(rgb, (self.face_size, self.face_size), interpolation=resampling_flag(self.resampling))
+            # larger faces are averaged down (area), as the training data is made (FaceDataset)
+            shrink = min(rgb.shape[:2]) > self.face_size
+            rgb = cv2.resize(rgb, (self.face_size, self.face_size),
+                             interpolation=cv2.INTER_AREA if shrink else resampling_flag(self.resampling))
         if landmarks68 is None:
             landmarks68 = self.crop_landmarks(rgb, check_template=False)
         return self._finish(0, rgb, np.asarray(landmarks68, dtype=np.float64))

@@ -60,7 +60,7 @@ class RestoreOptions:
                                            "downloaded", group='faces')
     template_path: Path | None = option(None, 'FFHQ_template.npy (5 x 2, 1024 px) replacing the built-in '
                                         'five-point template', flag='--template', group='faces')
-    resampling: str = option('auto', "kernel of the face warp, of resizing aligned inputs, of the photo's upscale "
+    resampling: str = option('auto', "kernel of the face warp, of enlarging aligned inputs, of the photo's upscale "
                              "and of the paste-back: bilinear (as released) or bicubic; auto: bicubic for this "
                              "project's models (their training brings faces back to full size with bicubic), "
                              "bilinear for the released and BasicSR weights", choices=RESAMPLINGS, group='faces')

@@ -202,6 +202,21 @@ def test_resize_kernels_are_drawn_per_face_only_when_asked():
     assert len(seen) >= 6  # down and up are drawn independently
     with pytest.raises(ValueError, match='resize_interpolations'):
         DegradationConfig.from_dict({'resize_interpolations': ['bicubic', 'sinc']})
+    # up_interpolation fixes the kernel back to full size (the restore pipeline's); only down is drawn
+    down_only = DegradationPipeline(DegradationConfig.from_dict(
+        {'clean_prob': 1.0, 'clean_scale': [2.0, 2.0], 'resize_interpolations': kernels,
+         'up_interpolation': 'bicubic'}))
+    downs = set()
+    for seed in range(12):
+        sample = down_only(hq, np.random.default_rng(seed))
+        down = sample.params['down_interpolation']
+        downs.add(down)
+        assert sample.params['up_interpolation'] == 'bicubic'
+        expected = deg.resize(deg.resize(hq, size=(32, 32), interpolation=down), size=(64, 64), interpolation='bicubic')
+        assert np.array_equal(sample.lq, expected)
+    assert downs == set(kernels)
+    with pytest.raises(ValueError, match='up_interpolation'):
+        DegradationConfig.from_dict({'up_interpolation': 'sinc'})
     # Unset, the streams are those of before: the paper preset with bicubic throughout.
     plain = DegradationPipeline(DegradationConfig.from_dict({}))
     assert 'up_interpolation' not in plain(hq, np.random.default_rng(3)).params
