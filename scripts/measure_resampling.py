@@ -24,17 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dfdnet.data import degradations as deg  # noqa: E402
 from dfdnet.face.paste import canvas_masks, upscale_image  # noqa: E402
+from dfdnet.metrics.psnr_ssim import calculate_psnr  # noqa: E402
 from dfdnet.pipeline.options import RestoreOptions  # noqa: E402
 from dfdnet.pipeline.photo import PhotoRestorer  # noqa: E402
 from dfdnet.utils.image_io import list_face_images, read_rgb  # noqa: E402
 
 KERNELS = ('bilinear', 'bicubic')
-
-
-def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
-    err = (a.astype(np.float64) - b.astype(np.float64)) ** 2
-    mse = err.mean() if mask is None else err[mask].mean()
-    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
 
 
 def degrade(gt: np.ndarray, args, rng: np.random.Generator) -> np.ndarray:
@@ -86,8 +81,8 @@ def main(argv=None) -> int:
                    **{f'restored_{k}': r.image for k, r in results.items()}}
         row = {'photo': path.name, 'faces': len(results['bilinear'].faces)}
         for name, out in outputs.items():
-            row[f'{name}_face'] = psnr(out, gt, mask)
-            row[f'{name}_photo'] = psnr(out, gt)
+            row[f'{name}_face'] = calculate_psnr(out[mask], gt[mask])  # the masked pixels, (N, 3)
+            row[f'{name}_photo'] = calculate_psnr(out, gt)
         rows.append(row)
     keys = [k for k in rows[0] if k.endswith(('_face', '_photo'))]
     summary = {k: float(np.mean([r[k] for r in rows])) for k in keys}

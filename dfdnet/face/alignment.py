@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 from skimage.transform import SimilarityTransform
 
+from dfdnet.data.degradations import INTERPOLATIONS
+
 # (x, y) in a 512-px crop, in dlib's 5-point order: outer and inner corner of the eye on the
 # image's right, outer and inner corner of the eye on the image's left, base of the nose.
 FFHQ_TEMPLATE_512 = np.array([
@@ -33,7 +35,7 @@ ALIGNED_FACE_BOX_512 = np.array([100.0, 158.0, 405.0, 463.0])
 # Kernels of the photo pipeline's resamples (face warp, aligned-face resize, background upscale,
 # paste-back). Bilinear is the released code's; bicubic is what this project's training uses to bring
 # degraded faces back to full size (dfdnet.data.degradation_pipeline), so its models see the same.
-RESAMPLING = {'bilinear': cv2.INTER_LINEAR, 'bicubic': cv2.INTER_CUBIC}
+RESAMPLING = {name: INTERPOLATIONS[name] for name in ('bilinear', 'bicubic')}
 
 
 def resampling_flag(name: str) -> int:
@@ -118,9 +120,9 @@ def alignment_transforms(landmarks5, upscale: float = 1.0, size: int = 512, temp
         return affine, estimate_similarity(template, points * upscale)
     if paste != 'inverse':
         raise ValueError(f'unknown paste transform {paste!r}; choose one of {PASTE_TRANSFORMS}')
-    inverse = invert_affine(affine)
-    return affine, np.vstack([inverse[0] * upscale, inverse[1] * upscale]) + [[0, 0, (upscale - 1) / 2],
-                                                                            [0, 0, (upscale - 1) / 2]]
+    paste_affine = invert_affine(affine) * upscale
+    paste_affine[:, 2] += (upscale - 1) / 2
+    return affine, paste_affine
 
 
 def warp_face(image: np.ndarray, affine, size: int = 512, resampling: str = 'bilinear') -> np.ndarray:
