@@ -115,23 +115,29 @@ class SubpixelHead(nn.Module):
     (B, 3, S, S). The input enters space-to-depth (``pixel_unshuffle``) beside the features, and
     the residual leaves depth-to-space (``pixel_shuffle``), so every convolution runs at S/r:
     detail above the core's band for the cost of three convolutions of ``channels`` (default
-    ``in_channels``). The last conv starts at zero, so a new head adds nothing until it is trained.
+    ``in_channels``), plus two per residual block (``blocks``, default none) between the body and
+    the output. The last conv, and the last conv of every residual block, start at zero: a new head
+    adds nothing until it is trained, and blocks added to a trained head keep its function.
     """
 
-    def __init__(self, in_channels: int, scale: int, channels: int | None = None):
+    def __init__(self, in_channels: int, scale: int, channels: int | None = None, blocks: int = 0):
         super().__init__()
         self.scale = int(scale)
         channels = int(channels or in_channels)
         sub = 3 * self.scale ** 2
         self.body = nn.Sequential(nn.Conv2d(sub + in_channels, channels, 3, 1, 1), nn.LeakyReLU(0.2),
                                   nn.Conv2d(channels, channels, 3, 1, 1), nn.LeakyReLU(0.2))
+        self.blocks = nn.Sequential(*(UpResBlock(channels) for _ in range(int(blocks))))
+        for block in self.blocks:
+            nn.init.zeros_(block.body[-1].weight)
+            nn.init.zeros_(block.body[-1].bias)
         self.out = nn.Conv2d(channels, sub, 3, 1, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
     def forward(self, images: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         x = torch.cat([F.pixel_unshuffle(images, self.scale).to(features.dtype), features], 1)
-        return F.pixel_shuffle(self.out(self.body(x)), self.scale)
+        return F.pixel_shuffle(self.out(self.blocks(self.body(x))), self.scale)
 
     @torch.no_grad()
     def widened_state(self, narrow: dict, prefix: str = '') -> dict:

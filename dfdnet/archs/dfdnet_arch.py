@@ -48,6 +48,7 @@ class GeneratorConfig:
         full-resolution input space-to-depth beside the decoder's last features, three convs at
         ``compute_size`` and depth-to-space back (detail above the core's band; +25% on the width-16 core's training step).
     subpixel_width: channels of the ``SubpixelHead``'s convolutions; None (default) = ``width``.
+    subpixel_blocks: residual blocks in the ``SubpixelHead`` (default 0); new blocks start as the identity.
     """
     encoder: str = 'vgg19'
     image_size: int = 512
@@ -62,6 +63,7 @@ class GeneratorConfig:
     full_res_head: bool = False
     subpixel_head: bool = False
     subpixel_width: int | None = None
+    subpixel_blocks: int = 0
 
     def __post_init__(self):
         self.part_sizes = tuple(int(s) for s in self.part_sizes)
@@ -92,6 +94,9 @@ class GeneratorConfig:
             self.subpixel_width = int(self.subpixel_width)
             if not self.subpixel_head or self.subpixel_width < 1:
                 raise ValueError(f'subpixel_width ({self.subpixel_width}) needs subpixel_head and a positive width')
+        self.subpixel_blocks = int(self.subpixel_blocks)
+        if self.subpixel_blocks and not self.subpixel_head or self.subpixel_blocks < 0:
+            raise ValueError(f'subpixel_blocks ({self.subpixel_blocks}) needs subpixel_head and a count >= 0')
         if self.subpixel_head and self.full_res_head:
             raise ValueError('choose one of full_res_head and subpixel_head')
         if len(self.part_sizes) != 4:
@@ -160,7 +165,8 @@ class DFDNetGenerator(nn.Module):
         self.upsample4 = output_head(width)
         # None unless asked for, so that the state dicts of other configurations stay as they were.
         self.full_res_head = FullResolutionHead(width) if self.config.full_res_head else None
-        self.subpixel_head = (SubpixelHead(width, self.config.core_scale, self.config.subpixel_width)
+        self.subpixel_head = (SubpixelHead(width, self.config.core_scale, self.config.subpixel_width,
+                                           self.config.subpixel_blocks)
                               if self.config.subpixel_head else None)
         self.precision = 'fp32'  # inference: 'bf16' / 'fp16' run forward under autocast (load_generator sets it)
         self.checkpoint_format = None  # the format of the file load_generator read ('released', 'basicsr', ...)

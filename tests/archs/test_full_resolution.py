@@ -185,6 +185,36 @@ def test_widened_subpixel_head_keeps_the_function_and_only_the_head_trains(tmp_p
         DFDNetModel(net_g, net_d, dataclasses.replace(options, train_only=('tail',)), 'cpu')
 
 
+def test_subpixel_blocks_added_to_a_trained_head_keep_its_function(tmp_path):
+    headed = dataclasses.replace(FULL, subpixel_head=True)
+    with pytest.raises(ValueError, match='subpixel_blocks'):
+        dataclasses.replace(FULL, subpixel_blocks=2)  # blocks without a head
+    with pytest.raises(ValueError, match='subpixel_blocks'):
+        dataclasses.replace(headed, subpixel_blocks=-1)
+    torch.manual_seed(0)
+    start = condition_spectral_norm_(DFDNetGenerator(headed))
+    torch.nn.init.normal_(start.subpixel_head.out.weight, std=0.05)  # a trained head that does something
+    config = dataclasses.replace(headed, subpixel_blocks=2)
+    net_g, record, dicts = _with_new_head(start, config, tmp_path)
+    assert record['new_layers'] == ['subpixel_head']
+    new_keys = sorted(k for k in net_g.state_dict() if k not in start.state_dict())
+    assert new_keys == [f'subpixel_head.blocks.{i}.body.{j}.{w}' for i in (0, 1) for j in (0, 2)
+                        for w in ('bias', 'weight')]
+    assert torch.equal(net_g.subpixel_head.out.weight, start.subpixel_head.out.weight)
+    start.set_dictionaries(load_dictionaries(dicts, FULL.dictionary_layout()))
+    start.eval(), net_g.eval()
+    image = _random_face(seed=8)
+    with torch.no_grad():
+        assert torch.equal(net_g(image, BOXES_512), start(image, BOXES_512))  # new blocks add nothing
+        torch.nn.init.normal_(net_g.subpixel_head.blocks[1].body[2].weight, std=0.05)
+        assert not torch.allclose(net_g(image, BOXES_512), start(image, BOXES_512), atol=1e-3)
+    save_generator(net_g, tmp_path / 'blocks.pth')
+    loaded = load_generator(tmp_path / 'blocks.pth', dicts)
+    assert loaded.config == config and loaded.config.subpixel_blocks == 2
+    with torch.no_grad():
+        assert torch.allclose(loaded(image, BOXES_512), net_g(image, BOXES_512), atol=1e-5)
+
+
 def test_resize_kernels_are_drawn_per_face_only_when_asked():
     from dfdnet.data import degradations as deg
 
