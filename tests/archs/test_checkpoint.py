@@ -1,4 +1,5 @@
 """Loading generator checkpoints: released, BasicSR and own formats; strictness; bad files."""
+import copy
 import re
 
 import pytest
@@ -139,16 +140,19 @@ def test_basicsr_layout(tmp_path, released_state, released_file, dict_dir):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_own_format_round_trip_keeps_config(tmp_path, dict_dir):
-    config = GeneratorConfig(dft_levels=(2, 3), use_confidence=False)
+def test_own_format_round_trip_keeps_config(tmp_path):
+    # every field the file carries (a narrow width keeps the test fast; the layout is width-independent)
+    config = GeneratorConfig(dft_levels=(2, 3), use_confidence=False, width=16)
+    dicts = write_random_dictionaries(tmp_path / 'dicts', num_atoms=3, config=config)
     torch.manual_seed(3)
     model = DFDNetGenerator(config)
     save_generator(model, tmp_path / 'own.pth', iteration=7)
     state, loaded_config, fmt = read_checkpoint(tmp_path / 'own.pth')
     assert fmt == 'dfdnet-generator' and loaded_config == config
-    loaded = load_generator(tmp_path / 'own.pth', dict_dir, fold_spectral_norm=False)
+    loaded = load_generator(tmp_path / 'own.pth', dicts, fold_spectral_norm=False)
     assert loaded.config == config and sorted(loaded.attn_blocks) == sorted(model.attn_blocks)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in loaded.state_dict().items())
+    assert load_generator(tmp_path / 'own.pth', dicts).spectral_norm_folded  # inference folds by default
 
 
 @pytest.mark.parametrize('content', [None, b'', b'not a checkpoint at all', 'truncated'])
@@ -196,7 +200,7 @@ def test_vgg_weights_file(tmp_path):
 
 def test_folded_spectral_norm_is_the_eval_weight(tmp_path, released_file, dict_dir):
     plain = load_generator(released_file, dict_dir, fold_spectral_norm=False)
-    folded = load_generator(released_file, dict_dir)
+    folded = copy.deepcopy(plain).fold_spectral_norm()  # what load_generator does by default
     assert folded.spectral_norm_folded and not any(k.endswith('weight_orig') for k in folded.state_dict())
     x = torch.randn(2, 512, 6, 6)
     with torch.no_grad():
