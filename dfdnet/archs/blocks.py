@@ -145,6 +145,8 @@ class SubpixelHead(nn.Module):
         exactly what they compute (Net2Net-style): the old hidden channels come first, the new ones
         keep this head's initialisation but start with zero weight into the old channels and the
         output, so training grows them from the old function instead of from scratch."""
+        if any(k.startswith(f'{prefix}blocks.') for k in narrow):
+            raise ValueError('cannot widen a head that has residual blocks (only body and output are widened)')
         own = {k: v.clone() for k, v in self.state_dict().items()}
         old = narrow[f'{prefix}body.0.weight'].shape[0]
         if old > own['body.0.weight'].shape[0]:

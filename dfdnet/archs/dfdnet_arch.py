@@ -95,7 +95,7 @@ class GeneratorConfig:
             if not self.subpixel_head or self.subpixel_width < 1:
                 raise ValueError(f'subpixel_width ({self.subpixel_width}) needs subpixel_head and a positive width')
         self.subpixel_blocks = int(self.subpixel_blocks)
-        if self.subpixel_blocks and not self.subpixel_head or self.subpixel_blocks < 0:
+        if (self.subpixel_blocks and not self.subpixel_head) or self.subpixel_blocks < 0:
             raise ValueError(f'subpixel_blocks ({self.subpixel_blocks}) needs subpixel_head and a count >= 0')
         if self.subpixel_head and self.full_res_head:
             raise ValueError('choose one of full_res_head and subpixel_head')

@@ -213,6 +213,9 @@ def test_subpixel_blocks_added_to_a_trained_head_keep_its_function(tmp_path):
     assert loaded.config == config and loaded.config.subpixel_blocks == 2
     with torch.no_grad():
         assert torch.allclose(loaded(image, BOXES_512), net_g(image, BOXES_512), atol=1e-5)
+    wider = DFDNetGenerator(dataclasses.replace(config, subpixel_width=12)).subpixel_head
+    with pytest.raises(ValueError, match='residual blocks'):  # trained blocks are never dropped silently
+        wider.widened_state(net_g.subpixel_head.state_dict())
 
 
 def test_resize_kernels_are_drawn_per_face_only_when_asked():
