@@ -59,12 +59,15 @@ def main(argv=None) -> int:
     parser.add_argument('--checkpoint', type=Path, default=None)
     parser.add_argument('--dict_dir', type=Path, default=None)
     parser.add_argument('--paste_transform', default='inverse', choices=('inverse', 'released'))
+    parser.add_argument('--precision', default='fp32', choices=('auto', 'fp32', 'bf16', 'fp16'),
+                        help='of the generator (fp32: the same figures on every machine)')
     parser.add_argument('--json', type=Path, default=None, help='write the per-photo rows here')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     restorers = {k: PhotoRestorer.from_options(RestoreOptions(checkpoint=args.checkpoint, dict_dir=args.dict_dir,
                                                               upscale_factor=args.scale, device='cpu', resampling=k,
-                                                              paste_transform=args.paste_transform))
+                                                              paste_transform=args.paste_transform,
+                                                              precision=args.precision))
                  for k in KERNELS}
     size = restorers['bilinear'].face_size
     rows = []

@@ -19,8 +19,9 @@ def crops_to_tensor(crops, device) -> torch.Tensor:
 
 def tensor_to_faces(output: torch.Tensor) -> list:
     """(B, 3, S, S) in [-1, 1] -> list of (S, S, 3) uint8 RGB: (y + 1) / 2 * 255, clipped and
-    truncated to integers, as the released code does."""
-    pixels = ((output.detach().float().cpu() + 1.0) / 2.0 * 255.0).clamp_(0, 255)
+    rounded to the nearest integer. (The released code truncates, which darkens every pixel by half
+    a level on average: 0.1-0.2 dB of PSNR on a good face, docs/restore.md.)"""
+    pixels = ((output.detach().float().cpu() + 1.0) / 2.0 * 255.0).round_().clamp_(0, 255)
     pixels = pixels.permute(0, 2, 3, 1).numpy().astype(np.uint8)
     return list(pixels)
 

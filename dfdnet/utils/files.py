@@ -70,10 +70,14 @@ def _umask() -> int:
 
 
 def atomic_torch_save(obj, path) -> None:
+    """``torch.save`` through ``atomic_path``. Saved through a file object, the archive's inner
+    folder is torch's fixed 'archive' rather than the random temporary name, so the same object
+    gives the same bytes (and git can store a fine-tuned model as a delta of its parent)."""
     import torch
 
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        with open(tmp, 'wb') as fh:
+            torch.save(obj, fh)
 
 
 def load_torch_file(path, what: str, error=RuntimeError, map_location='cpu'):

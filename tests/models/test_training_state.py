@@ -45,6 +45,15 @@ def test_atomic_writes_follow_the_umask(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['a.txt', 'b.txt']  # no temporary left
 
 
+def test_torch_files_are_byte_reproducible(tmp_path):
+    from dfdnet.utils.files import atomic_torch_save
+    obj = {'params': {'w': torch.arange(6, dtype=torch.int8)}, 'scale': torch.tensor([0.5])}
+    atomic_torch_save(obj, tmp_path / 'a.pth')
+    atomic_torch_save(obj, tmp_path / 'b.pth')
+    assert (tmp_path / 'a.pth').read_bytes() == (tmp_path / 'b.pth').read_bytes()
+    assert torch.equal(torch.load(tmp_path / 'b.pth')['params']['w'], obj['params']['w'])
+
+
 def test_stale_temporaries_of_a_killed_writer_are_removed(tmp_path):
     from dfdnet.utils.files import remove_stale_temporaries
 
