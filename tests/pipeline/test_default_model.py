@@ -208,5 +208,5 @@ def test_readme_python_example_runs_as_written(shipped, tmp_path, monkeypatch):
     assert written.shape == (source.shape[0] * 2, source.shape[1] * 2, 3)
     assert len(namespace['result'].restored_faces) == 2
     restored = namespace['restored']  # the generator call of the second block equals the photo's face
-    face = ((restored[0].permute(1, 2, 0) + 1) / 2 * 255).clamp(0, 255).to(torch.uint8).numpy()
+    face = ((restored[0].float().permute(1, 2, 0) + 1) / 2 * 255).round().clamp(0, 255).to(torch.uint8).numpy()
     assert np.abs(face.astype(int) - namespace['result'].restored_faces[0]).max() <= 1
