@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     options, _ = parse_options(args.opt)
     data = options.train_data
     files = list_face_images(data.hq_folder)
-    train_files, val_files = split_train_val(files, data.val_count, data.max_images)
+    _, val_files = split_train_val(files, data.val_count, data.max_images)
     if not val_files:
         parser.error(f'{args.opt}: train_data.val_count is 0, there are no validation faces')
     landmarks = load_landmarks(val_files, data.landmarks, data.landmark_size)

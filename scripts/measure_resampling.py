@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dfdnet.data import degradations as deg  # noqa: E402
 from dfdnet.face.paste import canvas_masks, upscale_image  # noqa: E402
 from dfdnet.metrics.psnr_ssim import calculate_psnr  # noqa: E402
-from dfdnet.pipeline.options import RestoreOptions  # noqa: E402
+from dfdnet.pipeline.options import PRECISIONS, RestoreOptions  # noqa: E402
 from dfdnet.pipeline.photo import PhotoRestorer  # noqa: E402
 from dfdnet.utils.image_io import list_face_images, read_rgb  # noqa: E402
 
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     parser.add_argument('--checkpoint', type=Path, default=None)
     parser.add_argument('--dict_dir', type=Path, default=None)
     parser.add_argument('--paste_transform', default='inverse', choices=('inverse', 'released'))
-    parser.add_argument('--precision', default='fp32', choices=('auto', 'fp32', 'bf16', 'fp16'),
+    parser.add_argument('--precision', default='fp32', choices=PRECISIONS,
                         help='of the generator (fp32: the same figures on every machine)')
     parser.add_argument('--json', type=Path, default=None, help='write the per-photo rows here')
     args = parser.parse_args(argv)

@@ -6,6 +6,7 @@ import logging
 import numpy as np
 import torch
 
+from dfdnet.data.degradations import to_uint8
 from dfdnet.face.color import COLOR_FIXES, color_fix
 
 logger = logging.getLogger(__name__)
@@ -19,11 +20,9 @@ def crops_to_tensor(crops, device) -> torch.Tensor:
 
 def tensor_to_faces(output: torch.Tensor) -> list:
     """(B, 3, S, S) in [-1, 1] -> list of (S, S, 3) uint8 RGB: (y + 1) / 2 * 255, clipped and
-    rounded to the nearest integer. (The released code truncates, which darkens every pixel by half
-    a level on average: 0.1-0.2 dB of PSNR on a good face, docs/restore.md.)"""
-    pixels = ((output.detach().float().cpu() + 1.0) / 2.0 * 255.0).round_().clamp_(0, 255)
-    pixels = pixels.permute(0, 2, 3, 1).numpy().astype(np.uint8)
-    return list(pixels)
+    rounded by ``to_uint8``, as validation does. (The released code truncates, which darkens
+    every pixel by half a level on average: 0.1-0.2 dB of PSNR on a good face, docs/restore.md.)"""
+    return list(to_uint8(((output.detach().float().cpu() + 1.0) / 2.0).permute(0, 2, 3, 1).numpy()))
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
