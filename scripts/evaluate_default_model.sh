@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quality table of a model folder (default: the shipped dfdnet/pretrained/default) on the held-out FFHQ
 # faces: bicubic upsampling, the model without its dictionaries ("0 DFT") and the full model, for
-# the settings of dfdnet/cli/make_testset.py (x4, x8, Eq. 11, clean x2 and two mixes outside Eq. 11).
+# the settings of dfdnet/cli/make_testset.py (x4, x8, Eq. 11, clean x2 and two mixes outside Eq. 11),
+# and the full model against its 0-DFT ablation face by face (per setting and pooled).
 # See docs/default_model.md.
 #   bash scripts/evaluate_default_model.sh [MODEL_DIR] [OUT_DIR]
 #   SETTINGS="x4 clean_x2" bash scripts/evaluate_default_model.sh ...   # a subset
@@ -22,5 +23,8 @@ for setting in $SETTINGS; do
   done
   python -m dfdnet.cli.evaluate --gt "$TESTSET/gt" --lq "$TESTSET/$setting/lq_small" --baseline bicubic \
     --restored "0DFT=$OUT/$setting/0dft/Step3_RestoreCropFace" "DFDNet=$OUT/$setting/full/Step3_RestoreCropFace" \
-    --resize-restored --csv "$OUT/$setting/metrics.csv" | tee "$OUT/$setting/table.md"
+    --resize-restored --paired 0DFT DFDNet --csv "$OUT/$setting/metrics.csv" | tee "$OUT/$setting/table.md"
 done
+# The dictionaries' effect over every setting at once, face by face (full model vs its 0-DFT ablation).
+csvs=(); for setting in $SETTINGS; do csvs+=("$OUT/$setting/metrics.csv"); done
+python -m dfdnet.cli.evaluate --from-csv "${csvs[@]}" --paired 0DFT DFDNet | tee "$OUT/pooled.md"

@@ -37,17 +37,34 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--resize-restored', action='store_true',
                         help='bicubic-resize restored faces of another size to the GT size (e.g. a 256-px model '
                              'against 512-px GT); otherwise a size mismatch is an error for that image')
+    parser.add_argument('--paired', nargs=2, metavar=('A', 'B'), default=None,
+                        help='also compare method B with method A image by image (PSNR, PSNR in the component '
+                             'boxes, identity distance: mean difference, wins, Wilcoxon signed-rank p)')
+    parser.add_argument('--from-csv', nargs='+', type=Path, default=None, metavar='CSV',
+                        help='summarise the rows of earlier --csv files (e.g. one per setting, pooled for '
+                             '--paired) instead of evaluating folders')
     args = parser.parse_args(argv)
-    if not args.restored and not args.baseline:
-        parser.error('give --restored DIR (and/or --baseline bicubic --lq DIR --gt DIR)')
+    if not args.restored and not args.baseline and not args.from_csv:
+        parser.error('give --restored DIR (and/or --baseline bicubic --lq DIR --gt DIR), or --from-csv')
     return args
 
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
     args = parse_args(argv)
-    from dfdnet.metrics.evaluate import EvaluationOptions, evaluate, markdown_table, summarise, write_csv
+    from dfdnet.metrics.evaluate import (EvaluationOptions, evaluate, markdown_table, paired_comparison, paired_table,
+                                         read_csv_rows, summarise, write_csv)
 
+    if args.from_csv:
+        try:
+            rows = read_csv_rows(args.from_csv)
+        except OSError as exc:
+            print(f'error: {exc}', file=sys.stderr)
+            return 2
+        print(markdown_table(summarise(rows)))
+        if args.paired:
+            print('\n' + paired_table(paired_comparison(rows, *args.paired), *args.paired))
+        return 0
     options = EvaluationOptions(restored=args.restored, gt_dir=args.gt, lq_dir=args.lq,
                                 baseline_bicubic='bicubic' in args.baseline, gt_landmarks_dir=args.gt_landmarks,
                                 crop_border=args.crop_border, niqe_params=args.niqe_params,
@@ -61,6 +78,8 @@ def main(argv=None) -> int:
     if args.csv is not None:
         write_csv(result.rows, args.csv)
     print(markdown_table(summarise(result.rows)))
+    if args.paired:
+        print('\n' + paired_table(paired_comparison(result.rows, *args.paired), *args.paired))
     if result.messages:
         print('\nNotes:')
         for message in result.messages:

@@ -20,14 +20,16 @@ def main(argv=None) -> int:
     parser.add_argument('--dft_levels', type=int, nargs='*', default=None, help='override the DFT levels (ablation)')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
-    print('| checkpoint | faces | PSNR (dB) | SSIM | PSNR by group (dB) |\n|---|---|---|---|---|')
+    print('| checkpoint | faces | PSNR (dB) | SSIM | PSNR in component boxes (dB) | PSNR by group (dB) |\n'
+          '|---|---|---|---|---|---|')
     from dfdnet.models.validation import validate_checkpoint
 
     for checkpoint in args.checkpoint:
         scores = validate_checkpoint(checkpoint, args.dict_dir, args.val_set, args.dft_levels)
         means = scores.means()
         groups = ', '.join(f'{name} {value:.2f} ({count})' for name, (value, count) in scores.group_psnr().items())
-        print(f'| {checkpoint} | {len(scores.psnr)} | {means["psnr"]:.2f} | {means["ssim"]:.4f} | {groups} |')
+        print(f'| {checkpoint} | {len(scores.psnr)} | {means["psnr"]:.2f} | {means["ssim"]:.4f} '
+              f'| {means["component_psnr"]:.2f} | {groups} |')
     return 0
 
 

@@ -3,7 +3,8 @@
 Images are matched by file stem (``00001.png`` ↔ ``00001.jpg``; a restored ``00001_00.png``, the
 restore tool's per-face name, also matches a GT ``00001`` when nothing else does). A file without its counterpart,
 an unreadable file or a size mismatch is reported in its row and the evaluation goes on.
-Full-reference metrics (need ``gt_dir``): PSNR, SSIM (RGB and BT.601 Y), identity (cosine of dlib
+Full-reference metrics (need ``gt_dir``): PSNR, SSIM (RGB and BT.601 Y), PSNR inside the GT's component
+boxes (``psnr_components``: eyes, nose, mouth, where the dictionaries act), identity (cosine of dlib
 face descriptors), landmark NME, LPIPS (optional). No-reference: NIQE (with a pristine-parameter
 file) and the number of faces dlib's HOG detector finds.
 """
@@ -20,17 +21,17 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from dfdnet.metrics.psnr_ssim import calculate_psnr, calculate_ssim
+from dfdnet.metrics.psnr_ssim import calculate_psnr, calculate_ssim, component_mask, masked_psnr
 from dfdnet.utils.image_io import is_image_file, read_rgb
 
 logger = logging.getLogger(__name__)
 
-METRIC_COLUMNS = ('psnr', 'ssim', 'psnr_y', 'ssim_y', 'identity', 'identity_dist', 'landmark_nme',
-                  'lpips', 'niqe', 'faces')
+METRIC_COLUMNS = ('psnr', 'ssim', 'psnr_y', 'ssim_y', 'psnr_components', 'identity', 'identity_dist',
+                  'landmark_nme', 'lpips', 'niqe', 'faces')
 CSV_COLUMNS = ('method', 'file', 'status') + METRIC_COLUMNS
 # Direction of each metric in the summary header.
-_BETTER = {'psnr': '↑', 'ssim': '↑', 'psnr_y': '↑', 'ssim_y': '↑', 'identity': '↑', 'identity_dist': '↓',
-           'landmark_nme': '↓', 'lpips': '↓', 'niqe': '↓', 'faces': ''}
+_BETTER = {'psnr': '↑', 'ssim': '↑', 'psnr_y': '↑', 'ssim_y': '↑', 'psnr_components': '↑', 'identity': '↑',
+           'identity_dist': '↓', 'landmark_nme': '↓', 'lpips': '↓', 'niqe': '↓', 'faces': ''}
 
 
 @dataclass
@@ -169,6 +170,10 @@ def _full_reference(img: np.ndarray, gt: np.ndarray, stem: str, ctx: _Context) -
         landmarks = landmarks_or_none(ctx.face_models, img)
         row['landmark_nme'] = (normalised_landmark_distance(landmarks, gt_landmarks)
                                if landmarks is not None and gt_landmarks is not None else float('nan'))
+        if gt_landmarks is not None:  # where the dictionaries act: the GT's component boxes
+            from dfdnet.face.components import component_boxes
+            mask = component_mask(component_boxes(gt_landmarks, gt.shape[1]), *gt.shape[:2])
+            row['psnr_components'] = masked_psnr(img, gt, mask)
     if ctx.lpips is not None:
         row['lpips'] = ctx.lpips(img, gt)
     return row
@@ -255,10 +260,65 @@ def summarise(rows: list) -> list[dict]:
     return summary
 
 
+def paired_comparison(rows: list, method_a: str, method_b: str,
+                      columns=('psnr', 'psnr_components', 'identity_dist')) -> list[dict]:
+    """Method B against method A on the images both scored, per column: ``pairs``, ``mean_diff`` (B − A),
+    ``b_better`` / ``b_worse`` (counts, by the column's direction) and ``p_value`` (two-sided Wilcoxon
+    signed-rank test; ``None`` with fewer than 6 pairs or no difference). Rows pair by (``source``,
+    ``file``); ``source`` tells apart rows read from several CSV files (one per setting)."""
+    from scipy.stats import wilcoxon
+
+    def values(method, column):
+        out = {}
+        for r in rows:
+            if r['method'] == method and r.get('status') == 'ok' and r.get(column) is not None:
+                value = float(r[column])
+                if math.isfinite(value):
+                    out[(r.get('source', ''), r['file'])] = value
+        return out
+
+    result = []
+    for column in columns:
+        a, b = values(method_a, column), values(method_b, column)
+        keys = sorted(set(a) & set(b))
+        diff = np.array([b[k] - a[k] for k in keys])
+        sign = -1.0 if _BETTER[column] == '↓' else 1.0
+        p_value = None
+        if len(keys) >= 6 and np.any(diff != 0):
+            p_value = float(wilcoxon(diff).pvalue)
+        result.append({'column': column, 'pairs': len(keys), 'mean_diff': float(diff.mean()) if keys else None,
+                       'b_better': int(np.sum(sign * diff > 0)), 'b_worse': int(np.sum(sign * diff < 0)),
+                       'p_value': p_value})
+    return result
+
+
+def paired_table(comparison: list[dict], method_a: str, method_b: str) -> str:
+    """``paired_comparison`` as a Markdown table."""
+    lines = [f'| {method_b} vs {method_a} | pairs | mean difference | {method_b} better | {method_b} worse '
+             f'| Wilcoxon p |', '|---|---|---|---|---|---|']
+    for c in comparison:
+        mean = '–' if c['mean_diff'] is None else f'{c["mean_diff"]:+.4f}'
+        p_value = '–' if c['p_value'] is None else f'{c["p_value"]:.3g}'
+        lines.append(f'| {c["column"]} {_BETTER[c["column"]]} | {c["pairs"]} | {mean} | {c["b_better"]} '
+                     f'| {c["b_worse"]} | {p_value} |')
+    return '\n'.join(lines)
+
+
+def read_csv_rows(paths) -> list:
+    """Rows of ``write_csv`` files, each tagged with its ``source`` (the file's path); empty cells
+    (metrics not computed) read as None."""
+    rows = []
+    for path in paths:
+        with open(path, newline='') as fh:
+            rows += [{**{k: (None if v == '' else v) for k, v in r.items()}, 'source': str(path)}
+                     for r in csv.DictReader(fh)]
+    return rows
+
+
 def _fmt(value, column: str) -> str:
     if value is None:
         return '–'
-    if column in ('psnr', 'psnr_y', 'niqe'):
+    if column in ('psnr', 'psnr_y', 'psnr_components', 'niqe'):
         return f'{value:.2f}'
     if column == 'faces':
         return f'{100 * value:.0f}%'

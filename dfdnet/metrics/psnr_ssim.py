@@ -67,10 +67,28 @@ def calculate_psnr(img1, img2, crop_border: int = 0, test_y_channel: bool = Fals
     side and, with ``test_y_channel``, converting to BT.601 Y).
     """
     a, b = _prepare(img1, img2, crop_border, test_y_channel, channel_order)
-    mse = float(np.mean((a - b) ** 2))
-    if mse == 0:
-        return float('inf')
-    return 10.0 * np.log10(255.0 ** 2 / mse)
+    return _psnr_of_mse(float(np.mean((a - b) ** 2)))
+
+
+def _psnr_of_mse(mse: float) -> float:
+    return float('inf') if mse == 0 else 10.0 * np.log10(255.0 ** 2 / mse)
+
+
+def component_mask(boxes, height: int, width: int) -> np.ndarray:
+    """(H, W) bool: the union of a face's component boxes (P, 4) ``[x1, y1, x2, y2]`` in pixels,
+    the regions the dictionaries act on (clipped to the image)."""
+    mask = np.zeros((height, width), dtype=bool)
+    for x1, y1, x2, y2 in np.asarray(boxes, dtype=np.int64).reshape(-1, 4):
+        mask[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)] = True
+    return mask
+
+
+def masked_psnr(out_img: np.ndarray, gt_img: np.ndarray, mask: np.ndarray) -> float:
+    """PSNR in dB over the pixels of ``mask`` (H, W), all channels, of (H, W, C) uint8 images."""
+    diff = out_img[mask].astype(np.float64) - gt_img[mask].astype(np.float64)
+    if diff.size == 0:
+        raise ValueError('masked_psnr: the mask is empty')
+    return _psnr_of_mse(float(np.mean(diff ** 2)))
 
 
 def _ssim_single_channel(a: np.ndarray, b: np.ndarray) -> float:

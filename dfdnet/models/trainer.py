@@ -263,8 +263,9 @@ class Trainer:
         if self.info.is_main:
             metrics, images = self.model.validate(self.val_loader, keep_images=self.options.val.num_save_images)
             loss[0] = metrics['recon_loss']
-            logger.info('validation at iter %d: recon_loss %.4f PSNR %.3f dB SSIM %.4f', self.iteration,
-                        metrics['recon_loss'], metrics['psnr'], metrics['ssim'])
+            logger.info('validation at iter %d: recon_loss %.4f PSNR %.3f dB SSIM %.4f (component boxes %.3f dB)',
+                        self.iteration, metrics['recon_loss'], metrics['psnr'], metrics['ssim'],
+                        metrics['component_psnr'])
             for name, lq, out, gt in images:
                 with atomic_path(self.exp_dir / 'visualization' / str(self.iteration) / f'{name}.png') as tmp:
                     cv2.imwrite(str(tmp), cv2.cvtColor(np.hstack([lq, out, gt]), cv2.COLOR_RGB2BGR))

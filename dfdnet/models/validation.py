@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from dfdnet.data.degradations import to_uint8
-from dfdnet.metrics import calculate_psnr, calculate_ssim
+from dfdnet.metrics import calculate_psnr, calculate_ssim, component_mask, masked_psnr
 
 
 def tensor_to_uint8(img: torch.Tensor) -> np.ndarray:
@@ -19,16 +19,22 @@ def tensor_to_uint8(img: torch.Tensor) -> np.ndarray:
 
 @dataclass
 class ValidationScores:
-    """Per-face scores (RGB, 0-255) in loader order; ``images``: up to ``keep_images`` (name, lq, out, gt) uint8."""
+    """Per-face scores (RGB, 0-255) in loader order; ``images``: up to ``keep_images`` (name, lq, out, gt) uint8.
+
+    ``component_psnr``: PSNR inside the union of the face's component boxes (``dfdnet.metrics.component_mask``),
+    where the dictionaries act (about 12 % of a 512-px aligned face).
+    """
     psnr: list = field(default_factory=list)
     ssim: list = field(default_factory=list)
+    component_psnr: list = field(default_factory=list)
     recon_loss: list = field(default_factory=list)
     groups: list = field(default_factory=list)
     images: list = field(default_factory=list)
 
     def means(self) -> dict:
-        """{'psnr', 'ssim'[, 'recon_loss']}: means over the faces."""
-        means = {'psnr': float(np.mean(self.psnr)), 'ssim': float(np.mean(self.ssim))}
+        """{'psnr', 'ssim', 'component_psnr'[, 'recon_loss']}: means over the faces."""
+        means = {'psnr': float(np.mean(self.psnr)), 'ssim': float(np.mean(self.ssim)),
+                 'component_psnr': float(np.mean(self.component_psnr))}
         if self.recon_loss:
             means['recon_loss'] = float(np.mean(self.recon_loss))
         return means
@@ -59,6 +65,8 @@ def score_generator(net_g, loader, device='cpu', recon_loss=None, autocast=conte
             out_img, gt_img = tensor_to_uint8(output[i]), tensor_to_uint8(gt[i])
             scores.psnr.append(calculate_psnr(out_img, gt_img))
             scores.ssim.append(calculate_ssim(out_img, gt_img))
+            mask = component_mask(batch['boxes'][i], *gt_img.shape[:2])
+            scores.component_psnr.append(masked_psnr(out_img, gt_img, mask))
             scores.groups.append(batch['group'][i] if 'group' in batch else 'all')
             if recon_loss is not None:
                 scores.recon_loss.append(float(recon_loss(output[i:i + 1], gt[i:i + 1])[0]))

@@ -194,6 +194,16 @@ def test_validation_scores_per_face_and_group(realvgg, tmp_path):
     for i, group in enumerate(expected):
         psnr = calculate_psnr(tensor_to_uint8(dataset[i]['lq']), tensor_to_uint8(dataset[i]['gt']))
         assert scores.psnr[i] == psnr and (group == 'clean') == (psnr == float('inf'))
+    for i in range(len(dataset)):  # PSNR inside the component boxes, where the dictionaries act
+        lq, gt, boxes = (tensor_to_uint8(dataset[i]['lq']), tensor_to_uint8(dataset[i]['gt']),
+                         dataset[i]['boxes'].numpy())
+        inside = np.zeros(gt.shape[:2], dtype=bool)
+        for x1, y1, x2, y2 in boxes:
+            inside[y1:y2, x1:x2] = True
+        mse = np.mean((lq[inside].astype(np.float64) - gt[inside]) ** 2)
+        want = float('inf') if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+        assert scores.component_psnr[i] == pytest.approx(want, rel=1e-12) and 0.05 < inside.mean() < 0.3
+    assert scores.means()['component_psnr'] == pytest.approx(np.mean(scores.component_psnr))
     groups = scores.group_psnr()
     assert groups['clean'] == (float('inf'), expected.count('clean'))
     assert groups['degraded'][1] == expected.count('degraded') and 15 < groups['degraded'][0] < 40

@@ -62,6 +62,9 @@ def test_evaluate_pairs_with_missing_and_broken_files(pair_folders, shared_data,
     assert b['status'] == 'ok'
     assert 20 < float(b['psnr']) < 40 and 0.5 < float(b['ssim']) < 1.0 and float(b['identity']) < 1.0
     assert float(b['psnr_y']) != float(b['psnr']) and math.isfinite(float(b['niqe']))
+    # eyes, nose and mouth (the GT's component boxes) only: blur costs more there than on the whole face
+    assert math.isinf(float(mine['a.png']['psnr_components']))
+    assert 15 < float(b['psnr_components']) < float(b['psnr'])
     assert mine['c.png']['status'] == 'missing restored' and mine['c.png']['psnr'] == ''
     assert mine['extra.png']['status'] == 'missing gt' and mine['extra.png']['psnr'] == ''
     assert math.isfinite(float(mine['extra.png']['niqe']))  # no-reference metrics still computed
@@ -159,3 +162,31 @@ def test_face_index_suffix_matches_gt_stem():
     restored = {'a_00': 'r/a_00.png', 'b': 'r/b.png', 'b_00': 'r/b_00.png', 'c_01': 'r/c_01.png', 'd_00': 'r/d_00.png'}
     assert match_face_index_suffix(restored, gt) == {
         'a': 'r/a_00.png', 'b': 'r/b.png', 'b_00': 'r/b_00.png', 'c_01': 'r/c_01.png', 'd_00': 'r/d_00.png'}
+
+
+def test_paired_comparison_pools_settings_from_csv(tmp_path, capsys):
+    from dfdnet.metrics.evaluate import paired_comparison, read_csv_rows, write_csv
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for setting in ('x4', 'x8'):  # the same file names in two settings: pairs stay within a setting
+        rows = []
+        for i in range(8):
+            base, gain = rng.uniform(20, 30), 0.1 + 0.01 * i
+            rows += [{'method': 'A', 'file': f'{i}.png', 'status': 'ok', 'psnr': base, 'identity_dist': 0.3},
+                     {'method': 'B', 'file': f'{i}.png', 'status': 'ok', 'psnr': base + gain,
+                      'identity_dist': 0.3 + (0.01 if i == 0 else -0.01)}]
+        rows.append({'method': 'B', 'file': 'only_b.png', 'status': 'ok', 'psnr': 99.0})  # unpaired: ignored
+        rows.append({'method': 'A', 'file': '7.png', 'status': 'error: broken'})
+        paths.append(tmp_path / f'{setting}.csv')
+        write_csv(rows, paths[-1])
+    pooled = read_csv_rows(paths)
+    psnr, components, identity = paired_comparison(pooled, 'A', 'B')
+    assert psnr['pairs'] == 16 and psnr['b_better'] == 16 and psnr['b_worse'] == 0
+    assert psnr['mean_diff'] == pytest.approx(0.1 + 0.01 * 3.5) and psnr['p_value'] < 0.001
+    assert components == {'column': 'psnr_components', 'pairs': 0, 'mean_diff': None, 'b_better': 0,
+                          'b_worse': 0, 'p_value': None}
+    assert (identity['b_better'], identity['b_worse']) == (14, 2)  # lower distance is better
+    assert evaluate_main(['--from-csv', *map(str, paths), '--paired', 'A', 'B']) == 0
+    out = capsys.readouterr().out
+    assert '| B vs A | pairs |' in out and '| psnr ↑ | 16 | +0.1350 | 16 | 0 |' in out

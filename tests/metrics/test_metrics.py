@@ -169,3 +169,19 @@ def test_lpips_unavailable_is_a_clear_skip():
 
     with pytest.raises(MetricUnavailable, match='LPIPS skipped.*lpips'):
         LpipsMetric()
+
+
+def test_component_mask_and_masked_psnr():
+    from dfdnet.metrics import component_mask, masked_psnr
+
+    mask = component_mask([[2, 1, 5, 3], [4, 2, 12, 20], [-3, -3, 1, 1], [6, 6, 6, 9]], 8, 10)
+    assert mask.shape == (8, 10) and mask.sum() == 6 + 36 - 1 + 1  # boxes clipped, overlap counted once, an empty box
+    assert mask[1, 2] and not mask[0, 2] and mask[7, 9] and mask[0, 0] and not mask[1, 1]
+    gt = np.zeros((8, 10, 3), np.uint8)
+    out = gt.copy()
+    out[~mask] = 200  # errors outside the boxes do not count
+    assert masked_psnr(out, gt, mask) == float('inf')
+    out[mask] = 5
+    assert masked_psnr(out, gt, mask) == pytest.approx(10 * np.log10(255 ** 2 / 25))
+    with pytest.raises(ValueError, match='empty'):
+        masked_psnr(out, gt, np.zeros((8, 10), bool))
