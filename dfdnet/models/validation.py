@@ -17,12 +17,19 @@ def tensor_to_uint8(img: torch.Tensor) -> np.ndarray:
     return to_uint8((img.detach().float().cpu().clamp(-1, 1).numpy().transpose(1, 2, 0) + 1) / 2)
 
 
+def _mean_of_numbers(values) -> float:
+    """Mean over the values that are not NaN (faces without component boxes); NaN if none."""
+    numbers = [v for v in values if not np.isnan(v)]
+    return float(np.mean(numbers)) if numbers else float('nan')
+
+
 @dataclass
 class ValidationScores:
     """Per-face scores (RGB, 0-255) in loader order; ``images``: up to ``keep_images`` (name, lq, out, gt) uint8.
 
     ``component_psnr``: PSNR inside the union of the face's component boxes (``dfdnet.metrics.component_mask``),
-    where the dictionaries act (about 12 % of a 512-px aligned face).
+    where the dictionaries act (about 12 % of a 512-px aligned face); NaN for a face whose boxes
+    all lie outside the image.
     """
     psnr: list = field(default_factory=list)
     ssim: list = field(default_factory=list)
@@ -34,7 +41,7 @@ class ValidationScores:
     def means(self) -> dict:
         """{'psnr', 'ssim', 'component_psnr'[, 'recon_loss']}: means over the faces."""
         means = {'psnr': float(np.mean(self.psnr)), 'ssim': float(np.mean(self.ssim)),
-                 'component_psnr': float(np.mean(self.component_psnr))}
+                 'component_psnr': _mean_of_numbers(self.component_psnr)}
         if self.recon_loss:
             means['recon_loss'] = float(np.mean(self.recon_loss))
         return means
@@ -66,7 +73,7 @@ def score_generator(net_g, loader, device='cpu', recon_loss=None, autocast=conte
             scores.psnr.append(calculate_psnr(out_img, gt_img))
             scores.ssim.append(calculate_ssim(out_img, gt_img))
             mask = component_mask(batch['boxes'][i], *gt_img.shape[:2])
-            scores.component_psnr.append(masked_psnr(out_img, gt_img, mask))
+            scores.component_psnr.append(masked_psnr(out_img, gt_img, mask) if mask.any() else float('nan'))
             scores.groups.append(batch['group'][i] if 'group' in batch else 'all')
             if recon_loss is not None:
                 scores.recon_loss.append(float(recon_loss(output[i:i + 1], gt[i:i + 1])[0]))

@@ -177,7 +177,8 @@ def test_paired_comparison_pools_settings_from_csv(tmp_path, capsys):
                      {'method': 'B', 'file': f'{i}.png', 'status': 'ok', 'psnr': base + gain,
                       'identity_dist': 0.3 + (0.01 if i == 0 else -0.01)}]
         rows.append({'method': 'B', 'file': 'only_b.png', 'status': 'ok', 'psnr': 99.0})  # unpaired: ignored
-        rows.append({'method': 'A', 'file': '7.png', 'status': 'error: broken'})
+        rows.append({'method': 'A', 'file': '8.png', 'status': 'error: broken', 'psnr': 50.0})  # not ok: no pair
+        rows.append({'method': 'B', 'file': '8.png', 'status': 'ok', 'psnr': 10.0})
         paths.append(tmp_path / f'{setting}.csv')
         write_csv(rows, paths[-1])
     pooled = read_csv_rows(paths)

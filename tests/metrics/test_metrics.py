@@ -185,3 +185,17 @@ def test_component_mask_and_masked_psnr():
     assert masked_psnr(out, gt, mask) == pytest.approx(10 * np.log10(255 ** 2 / 25))
     with pytest.raises(ValueError, match='empty'):
         masked_psnr(out, gt, np.zeros((8, 10), bool))
+
+
+def test_validation_component_psnr_skips_faces_without_boxes():
+    import torch
+
+    from dfdnet.models.validation import score_generator
+
+    gen = torch.Generator().manual_seed(0)
+    gt = torch.rand(2, 3, 32, 32, generator=gen) * 2 - 1
+    lq = (gt + 0.1 * torch.randn(2, 3, 32, 32, generator=gen)).clamp(-1, 1)
+    boxes = torch.tensor([[[4, 4, 12, 12]] * 4, [[40, 40, 50, 50]] * 4])  # face 1: all boxes off the image
+    scores = score_generator(lambda x, b: x, [{'lq': lq, 'gt': gt, 'boxes': boxes, 'path': ['a', 'b']}])
+    assert math.isfinite(scores.component_psnr[0]) and math.isnan(scores.component_psnr[1])
+    assert scores.means()['component_psnr'] == scores.component_psnr[0] and len(scores.psnr) == 2
