@@ -55,36 +55,30 @@ def main(argv=None) -> int:
     from dfdnet.metrics.evaluate import (EvaluationOptions, evaluate, markdown_table, paired_comparison, paired_table,
                                          read_csv_rows, summarise, write_csv)
 
-    if args.from_csv:
-        try:
-            rows = read_csv_rows(args.from_csv)
-        except OSError as exc:
-            print(f'error: {exc}', file=sys.stderr)
-            return 2
-        print(markdown_table(summarise(rows)))
-        if args.paired:
-            print('\n' + paired_table(paired_comparison(rows, *args.paired), *args.paired))
-        return 0
-    options = EvaluationOptions(restored=args.restored, gt_dir=args.gt, lq_dir=args.lq,
-                                baseline_bicubic='bicubic' in args.baseline, gt_landmarks_dir=args.gt_landmarks,
-                                crop_border=args.crop_border, niqe_params=args.niqe_params,
-                                face_metrics=not args.no_face_metrics, lpips=args.lpips, device=args.device,
-                                resize_restored=args.resize_restored)
+    messages = []
     try:
-        result = evaluate(options)
-    except (FileNotFoundError, ValueError) as exc:
+        if args.from_csv:
+            rows = read_csv_rows(args.from_csv)
+        else:
+            result = evaluate(EvaluationOptions(
+                restored=args.restored, gt_dir=args.gt, lq_dir=args.lq, baseline_bicubic='bicubic' in args.baseline,
+                gt_landmarks_dir=args.gt_landmarks, crop_border=args.crop_border, niqe_params=args.niqe_params,
+                face_metrics=not args.no_face_metrics, lpips=args.lpips, device=args.device,
+                resize_restored=args.resize_restored))
+            rows, messages = result.rows, result.messages
+    except (OSError, ValueError) as exc:  # a missing folder or CSV file, a bad option
         print(f'error: {exc}', file=sys.stderr)
         return 2
-    if args.csv is not None:
-        write_csv(result.rows, args.csv)
-    print(markdown_table(summarise(result.rows)))
+    if args.csv is not None and not args.from_csv:
+        write_csv(rows, args.csv)
+    print(markdown_table(summarise(rows)))
     if args.paired:
-        print('\n' + paired_table(paired_comparison(result.rows, *args.paired), *args.paired))
-    if result.messages:
+        print('\n' + paired_table(paired_comparison(rows, *args.paired), *args.paired))
+    if messages:
         print('\nNotes:')
-        for message in result.messages:
+        for message in messages:
             print(f'- {message}')
-    if args.csv is not None:
+    if args.csv is not None and not args.from_csv:
         print(f'\nper-image rows: {args.csv}')
     return 0
 

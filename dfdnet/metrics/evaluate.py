@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from dfdnet.face.components import component_boxes
 from dfdnet.metrics.psnr_ssim import calculate_psnr, calculate_ssim, component_mask, masked_psnr
 from dfdnet.utils.image_io import is_image_file, read_rgb
 
@@ -171,7 +172,6 @@ def _full_reference(img: np.ndarray, gt: np.ndarray, stem: str, ctx: _Context) -
         row['landmark_nme'] = (normalised_landmark_distance(landmarks, gt_landmarks)
                                if landmarks is not None and gt_landmarks is not None else float('nan'))
         if gt_landmarks is not None:  # where the dictionaries act: the GT's component boxes
-            from dfdnet.face.components import component_boxes
             mask = component_mask(component_boxes(gt_landmarks, gt.shape[1]), *gt.shape[:2])
             row['psnr_components'] = masked_psnr(img, gt, mask)
     if ctx.lpips is not None:
