@@ -13,7 +13,8 @@ _EXPORTS = {
     'CheckpointError': 'dfdnet.errors', 'DictionaryError': 'dfdnet.errors',
     'component_boxes': 'dfdnet.face.components',
     'PhotoRestorer': 'dfdnet.pipeline.photo', 'RestoredPhoto': 'dfdnet.pipeline.photo',
-    'shipped_model_dir': 'dfdnet.pipeline.photo', 'RestoreOptions': 'dfdnet.pipeline.options',
+    'shipped_model_dir': 'dfdnet.pipeline.photo', 'resolve_fidelity': 'dfdnet.pipeline.photo',
+    'RestoreOptions': 'dfdnet.pipeline.options',
 }
 __all__ = sorted(_EXPORTS)
 

@@ -108,6 +108,14 @@ def read_checkpoint(path) -> tuple[dict, GeneratorConfig, str]:
                           f'first keys: {list(state)[:5]})')
 
 
+def check_finite(state: dict, source) -> None:
+    """``CheckpointError`` naming ``source`` and the first tensors holding NaN or Inf values."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f'{source}: {len(bad)} weight tensor(s) hold NaN or Inf values (first: '
+                              f'{", ".join(bad[:3])}); the file is corrupt or its training diverged')
+
+
 def load_state_strict(model: DFDNetGenerator, state: dict, source: str = 'state dict') -> None:
     """Load ``state`` into ``model``; any missing or unexpected key is a ``CheckpointError``."""
     try:
@@ -121,7 +129,8 @@ def load_state_strict(model: DFDNetGenerator, state: dict, source: str = 'state 
 
 
 def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig | None = None,
-                   fold_spectral_norm: bool = True, dft_levels=None, precision: str = 'fp32') -> DFDNetGenerator:
+                   fold_spectral_norm: bool = True, dft_levels=None, precision: str = 'fp32',
+                   sharp_checkpoint=None, fidelity: float = 1.0) -> DFDNetGenerator:
     """Build the generator from a checkpoint and a dictionary folder/file, in eval mode on ``device``.
 
     ``config`` overrides the checkpoint's own (released and BasicSR files carry none: the
@@ -132,7 +141,14 @@ def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig |
     ``precision``: 'fp32' (exact; the parity tests), 'bf16' or 'fp16' (convolutions under
     autocast; atom matching and the residual stay float32), or 'auto' (bf16 where the device has
     it natively: a CUDA GPU with bf16, a CPU with AMX-BF16 or AVX512-BF16; fp32 elsewhere).
+    ``sharp_checkpoint`` / ``fidelity``: network interpolation (ESRGAN) with a perceptual fine-tune
+    of ``checkpoint``: every weight is ``fidelity * checkpoint's + (1 - fidelity) * sharp's``, both
+    with their spectral norm folded; the sharp file may hold only the modules the fine-tune trained.
     """
+    if not 0.0 <= float(fidelity) <= 1.0:
+        raise ValueError(f'fidelity must be within [0, 1], got {fidelity}')
+    if sharp_checkpoint is not None and not fold_spectral_norm:
+        raise ValueError('network interpolation (sharp_checkpoint) needs fold_spectral_norm=True')
     precision = resolve_precision(precision, device)
     state, file_config, fmt = read_checkpoint(checkpoint)
     config = config or file_config
@@ -144,11 +160,14 @@ def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig |
     if unused and set(config.dft_levels) < set(file_config.dft_levels):
         logger.info('%s: confidence blocks of the levels without DFT are not used: %s', checkpoint, unused)
         state = {k: v for k, v in state.items() if not (k.startswith('attn_blocks.') and k.split('.')[1] in unused)}
+    check_finite(state, checkpoint)
     load_state_strict(model, state, source=str(checkpoint))
-    del state
     model.eval()
     if fold_spectral_norm:
         model.fold_spectral_norm()
+    if sharp_checkpoint is not None and float(fidelity) < 1.0:
+        _interpolate_towards(model, state, sharp_checkpoint, float(fidelity))
+    del state
     model.to(device, memory_format=torch.channels_last)
     model.precision = precision
     model.checkpoint_format = fmt  # the photo pipeline's resampling follows it (resolve_resampling)
@@ -157,6 +176,28 @@ def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig |
     logger.info('loaded %s generator %s (encoder %s, %d px) on %s in %s', fmt, checkpoint, config.encoder,
                 config.image_size, device, precision)
     return model
+
+
+@torch.no_grad()
+def _interpolate_towards(model: DFDNetGenerator, state: dict, sharp_checkpoint, fidelity: float) -> None:
+    """Move the folded ``model`` (loaded from ``state``) to ``fidelity * model + (1 - fidelity) * sharp``."""
+    sharp_state, _, _ = read_checkpoint(sharp_checkpoint)
+    unknown = sorted(set(sharp_state) - set(state))
+    if [k for k in unknown if not k.startswith('attn_blocks.')]:  # confidence blocks of ablated levels may go
+        raise CheckpointError(f'{sharp_checkpoint}: not a fine-tune of the same generator (keys it lacks: {unknown[:5]})')
+    for key in set(sharp_state) & set(state):
+        if sharp_state[key].shape != state[key].shape:
+            raise CheckpointError(f'{sharp_checkpoint}: {key} has shape {tuple(sharp_state[key].shape)}, the '
+                                  f'generator {tuple(state[key].shape)}')
+    sharp = DFDNetGenerator(model.config)
+    load_state_strict(sharp, {**state, **{k: v for k, v in sharp_state.items() if k in state}}, str(sharp_checkpoint))
+    sharp.eval().fold_spectral_norm()
+    check_finite(sharp.state_dict(), sharp_checkpoint)
+    sharp_weights = sharp.state_dict()
+    for key, value in model.state_dict().items():
+        if value.is_floating_point():
+            value.lerp_(sharp_weights[key].to(value.dtype), 1.0 - fidelity)
+    logger.info('weights interpolated with %s at fidelity %.2f', sharp_checkpoint, fidelity)
 
 
 STORED_WEIGHTS = ('float32', 'float16', 'int8')
@@ -170,21 +211,27 @@ def _int8_per_channel(weight: torch.Tensor):
     return values, scale.reshape((-1,) + (1,) * (weight.ndim - 1))
 
 
-def save_generator(model: DFDNetGenerator, path, weights: str = 'float32', **metadata) -> None:
+def save_generator(model: DFDNetGenerator, path, weights: str = 'float32', modules=None, **metadata) -> None:
     """Write this project's checkpoint format atomically (dictionaries are not included).
 
     ``weights``: 'float32'; 'float16' (half the file); or 'int8' (a quarter: every weight matrix
     or kernel in int8 with one float32 scale per output channel; biases and buffers such as the
     encoder's input mean and std in float16).
     ``load_generator`` computes in float32 whatever is stored. The spectral-norm vectors stay
-    float32: sigma is sensitive to their precision.
+    float32: sigma is sensitive to their precision. ``modules``: store only these top-level modules
+    (a fine-tune's trained part, read as ``load_generator``'s ``sharp_checkpoint``).
     """
     if weights not in STORED_WEIGHTS:
         raise ValueError(f'weights must be one of {", ".join(STORED_WEIGHTS)}, got {weights!r}')
     if getattr(model, 'spectral_norm_folded', False):
         raise ValueError('cannot save a generator whose spectral norm was folded for inference; '
                          'load it with fold_spectral_norm=False')
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()
+             if modules is None or k.split('.')[0] in set(modules)}
+    if not state:
+        raise ValueError(f'the generator has none of the modules {modules}')
+    if modules is not None:
+        metadata['modules'] = sorted(set(modules))
     scales = {}
     for key, value in state.items():
         if not value.is_floating_point() or key.endswith(('weight_u', 'weight_v')) or weights == 'float32':

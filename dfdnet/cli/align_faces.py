@@ -25,7 +25,9 @@ def main(argv=None) -> int:
     parser.add_argument('--min_face_size', type=int, default=160,
                         help='skip faces whose detection box is smaller than this (px): they would be upsampled')
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    from dfdnet.utils.text import configure_logging
+
+    configure_logging(logging.INFO)
 
     from tqdm import tqdm
 

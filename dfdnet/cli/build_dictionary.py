@@ -54,8 +54,10 @@ def main(argv=None) -> int:
     from dfdnet.dictionary.options import load_options
     from dfdnet.errors import CheckpointError
 
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    from dfdnet.utils.text import configure_logging
+
+    configure_logging(logging.DEBUG if args.verbose else logging.INFO,
+                      '%(asctime)s %(levelname)s %(name)s: %(message)s')
     try:
         options = load_options(args.opt, overrides_from_args(args))
         given = {'checkpoint': args.checkpoint, 'vgg': args.vgg, 'random_encoder': args.random_encoder}

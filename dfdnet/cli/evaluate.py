@@ -50,7 +50,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    from dfdnet.utils.text import configure_logging
+
+    configure_logging(logging.INFO)
     args = parse_args(argv)
     from dfdnet.metrics.evaluate import (EvaluationOptions, evaluate, markdown_table, paired_comparison, paired_table,
                                          read_csv_rows, summarise, write_csv)
@@ -80,7 +82,21 @@ def main(argv=None) -> int:
             print(f'- {message}')
     if args.csv is not None and not args.from_csv:
         print(f'\nper-image rows: {args.csv}')
-    return 0
+    return _check_every_method_scored(rows, [name for name, _ in args.restored] + list(args.baseline),
+                                      matched_to_gt=args.gt is not None)
+
+
+def _check_every_method_scored(rows: list, methods: list, matched_to_gt: bool) -> int:
+    """1 (with the reason on stderr) when a method has no image evaluated, e.g. no file name that
+    matches the ground truth; else 0."""
+    methods = list(dict.fromkeys(methods + [row['method'] for row in rows]))
+    empty = [method for method in methods if not any(r['method'] == method and r['status'] == 'ok' for r in rows)]
+    for method in empty:
+        counts = [r['status'] for r in rows if r['method'] == method]
+        reason = ('no file name matches one in --gt (NAME.png is compared with the GT NAME.png; a per-face '
+                  'NAME_00.png too)' if matched_to_gt and counts else 'no image found or readable')
+        print(f'error: {method}: nothing evaluated: {reason}', file=sys.stderr)
+    return 1 if empty else 0
 
 
 if __name__ == '__main__':

@@ -21,6 +21,11 @@ def main(argv=None) -> int:
     parser.add_argument('--weights', choices=('float16', 'int8'), default='float16',
                         help='how net_g.pth stores the weights: float16, or int8 with one float32 scale per '
                              'output channel (a quarter of float32; model.json records the output difference)')
+    parser.add_argument('--sharp_checkpoint', type=Path, default=None,
+                        help='an adversarial fine-tune of --checkpoint: the modules it changed go to net_g_sharp.pth, '
+                             'for --fidelity (network interpolation)')
+    parser.add_argument('--default_fidelity', type=float, default=1.0,
+                        help='the fidelity restoring uses when none is given (with --sharp_checkpoint)')
     parser.add_argument('--inherit_provenance', type=Path, default=None, metavar='MODEL_JSON',
                         help="the model.json of the model this one was fine-tuned from: its runs are recorded first")
     args = parser.parse_args(argv)
@@ -30,7 +35,8 @@ def main(argv=None) -> int:
     if args.inherit_provenance:
         provenance = dict(json.loads(args.inherit_provenance.read_text()).get('provenance', {}))
     provenance.update({folder.name: experiment_record(folder) for folder in args.experiments})
-    export_model(args.checkpoint, args.dict_dir, args.output, args.description, provenance, weights=args.weights)
+    export_model(args.checkpoint, args.dict_dir, args.output, args.description, provenance, weights=args.weights,
+                 sharp_checkpoint=args.sharp_checkpoint, default_fidelity=args.default_fidelity)
     return 0
 
 

@@ -1,7 +1,9 @@
 """``python -m dfdnet.cli.make_figure``: a grid of input / restored face pairs from restore runs.
 
 Each pair is a face as the network saw it (``Step1_CropImg``, or ``Step0_Input`` for ``--aligned``
-runs) next to its restoration (``Step3_RestoreCropFace``), both shown at ``--tile`` px.
+runs) next to its restoration (``Step3_RestoreCropFace``), both shown at ``--tile`` px. With
+``--compare LABEL=DIR ...`` (runs of the same photos with other settings, e.g. fidelities) each
+row is the input next to that face from every run.
 """
 from __future__ import annotations
 
@@ -39,28 +41,46 @@ def _tile(path: Path, size: int) -> np.ndarray:
     return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_CUBIC)
 
 
-def make_grid(pairs: list, tile: int = 192, pairs_per_row: int = 3, gap: int = 6) -> np.ndarray:
-    """BGR uint8 grid: rows of ``pairs_per_row`` (input | restored) pairs on a white background."""
+def make_grid(pairs: list, tile: int = 192, pairs_per_row: int = 3, gap: int = 6,
+              labels=('input', 'restored')) -> np.ndarray:
+    """BGR uint8 grid on a white background: ``pairs_per_row`` groups a row, each group the files
+    of one face side by side (input, then one restored file per entry of ``labels`` after the first)."""
     if not pairs:
         raise ValueError('no face pairs to show')
+    per_group = len(labels)
+    if any(len(group) != per_group for group in pairs):
+        raise ValueError(f'every face needs {per_group} files ({", ".join(labels)})')
     rows = -(-len(pairs) // pairs_per_row)
     cols = min(len(pairs), pairs_per_row)
     label_h = 24
-    width = cols * (2 * tile + 3 * gap)
+    group_w = per_group * (tile + gap) + gap
     import cv2
 
-    grid = np.full((label_h + rows * (tile + gap) + gap, width, 3), 255, np.uint8)
+    grid = np.full((label_h + rows * (tile + gap) + gap, cols * group_w, 3), 255, np.uint8)
     for c in range(cols):
-        x = c * (2 * tile + 3 * gap) + gap
-        cv2.putText(grid, 'input', (x + 4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
-        cv2.putText(grid, 'restored', (x + tile + gap + 4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1,
-                    cv2.LINE_AA)
-    for i, (lq, out) in enumerate(pairs):
+        for k, label in enumerate(labels):
+            x = c * group_w + gap + k * (tile + gap)
+            cv2.putText(grid, label, (x + 4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    for i, group in enumerate(pairs):
         r, c = divmod(i, pairs_per_row)
-        x, y = c * (2 * tile + 3 * gap) + gap, label_h + r * (tile + gap)
-        grid[y:y + tile, x:x + tile] = _tile(lq, tile)
-        grid[y:y + tile, x + tile + gap:x + 2 * tile + gap] = _tile(out, tile)
+        y = label_h + r * (tile + gap)
+        for k, path in enumerate(group):
+            x = c * group_w + gap + k * (tile + gap)
+            grid[y:y + tile, x:x + tile] = _tile(path, tile)
     return grid
+
+
+def compare_rows(pairs: list, compare: list) -> list:
+    """(input, restored, then the same face from each ``(label, results folder)``) per face of ``pairs``
+    that every compared run has."""
+    rows = []
+    for crop, restored in pairs:
+        others = [folder / 'Step3_RestoreCropFace' / restored.name for _, folder in compare]
+        missing = [str(p) for p in others if not p.is_file()]
+        if missing:
+            raise ValueError(f'{restored.name} is missing from {", ".join(missing)}')
+        rows.append((crop, restored, *others))
+    return rows
 
 
 def main(argv=None) -> int:
@@ -69,10 +89,15 @@ def main(argv=None) -> int:
     parser.add_argument('--out', required=True, type=Path, help='figure file (.jpg or .png)')
     parser.add_argument('--faces', nargs='*', default=None,
                         help='only these face files (names in Step3_RestoreCropFace), in this order')
+    parser.add_argument('--compare', nargs='*', default=[], metavar='LABEL=DIR',
+                        help='more results folders of the same inputs, each shown as a column after the first run')
+    parser.add_argument('--label', default='restored', help="the first run's column title")
     parser.add_argument('--tile', type=int, default=192)
     parser.add_argument('--per_row', type=int, default=3)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    from dfdnet.utils.text import configure_logging
+
+    configure_logging(logging.INFO)
     pairs = [pair for folder in args.results for pair in face_pairs(folder)]
     if args.faces:
         by_name = {restored.name: (crop, restored) for crop, restored in pairs}
@@ -80,11 +105,22 @@ def main(argv=None) -> int:
         if missing:
             parser.error(f'faces not found in the results: {missing}')
         pairs = [by_name[name] for name in args.faces]
-    grid = make_grid(pairs, args.tile, args.per_row)
+    compare = []
+    for item in args.compare:
+        label, sep, folder = item.partition('=')
+        if not sep or not label or not folder:
+            parser.error(f'--compare takes LABEL=DIR, got {item!r}')
+        compare.append((label, Path(folder)))
+    try:
+        rows = compare_rows(pairs, compare) if compare else pairs
+        grid = make_grid(rows, args.tile, args.per_row, labels=('input', args.label, *(c[0] for c in compare)))
+    except ValueError as exc:
+        parser.error(str(exc))
     import cv2
 
     with atomic_path(args.out) as tmp:
-        if not cv2.imwrite(str(tmp), grid, [cv2.IMWRITE_JPEG_QUALITY, 90]):
+        params = [cv2.IMWRITE_JPEG_QUALITY, 90] if args.out.suffix.lower() in ('.jpg', '.jpeg') else []
+        if not cv2.imwrite(str(tmp), grid, params):
             raise OSError(f'cannot write {args.out}')
     logger.info('%d pairs -> %s (%dx%d)', len(pairs), args.out, grid.shape[1], grid.shape[0])
     return 0

@@ -32,7 +32,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    from dfdnet.utils.text import configure_logging
+
+    configure_logging(logging.INFO)
     args = parse_args(argv)
     from dfdnet.data.testset import SETTINGS, MakeTestsetOptions, build_testset
 

@@ -9,6 +9,7 @@ start (bad options, missing or broken checkpoint / dictionaries / landmark model
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
@@ -49,24 +50,24 @@ def missing_weights_hint(checkpoint, dict_dir) -> str:
     return WEIGHTS_HINT if not Path(checkpoint).exists() or not Path(dict_dir).exists() else ''
 
 
-def _fail(message: str) -> int:
-    print(f'error: {message}', file=sys.stderr)
+def _fail(message: str, hint: str = '') -> int:
+    from dfdnet.utils.text import printable
+
+    print(f'error: {printable(message)}{hint}', file=sys.stderr)  # a file name's control characters escaped
     return 2
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format='%(asctime)s %(levelname)s %(name)s: %(message)s')
-    from tqdm.contrib.logging import logging_redirect_tqdm
+    from dfdnet.utils.text import configure_logging
 
-    from dfdnet.errors import CheckpointError, DictionaryError
-    from dfdnet.face.landmarks import LandmarkError
+    configure_logging(logging.DEBUG if args.verbose else logging.INFO,
+                      '%(asctime)s %(levelname)s %(name)s: %(message)s')
     from dfdnet.pipeline.options import RestoreOptions, check_run_paths
-    from dfdnet.pipeline.photo import PhotoRestorer, resolve_model_paths
-    from dfdnet.pipeline.runner import FolderRestoration, list_restore_inputs
+    from dfdnet.pipeline.runner import check_output_folders, list_restore_inputs, results_lock
     from dfdnet.utils.options import options_from_args
+    from dfdnet.utils.run_lock import FolderLockedError
 
     try:
         options = options_from_args(RestoreOptions, args)
@@ -76,29 +77,59 @@ def main(argv=None) -> int:
         return _fail(f'landmarks folder not found: {options.landmarks_dir}')
     try:
         check_run_paths(options.test_path, options.results_dir)
+        check_output_folders(options.test_path, options.results_dir)
         paths = list_restore_inputs(options.test_path, exclude=options.results_dir)
     except (FileNotFoundError, ValueError) as exc:
         return _fail(str(exc))
     if not paths:
         return _fail(f'no images or videos found under {options.test_path}')
+    created = not options.results_dir.exists()
+    lock = results_lock(options.results_dir)
+    try:
+        lock.acquire()  # before the model loads: a second run into the same folder stops at once
+    except (FolderLockedError, OSError) as exc:
+        return _fail(str(exc))
+    with lock:
+        code = _run(options, args, paths)
+    if code == 2 and created:  # nothing could start: leave no empty results folder behind
+        with contextlib.suppress(OSError):
+            options.results_dir.rmdir()
+    return code
+
+
+def _run(options, args, paths) -> int:
+    """Load the model, restore ``paths`` and write the summary (the results folder is locked)."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from dfdnet.errors import CheckpointError, DictionaryError
+    from dfdnet.face.landmarks import LandmarkError
+    from dfdnet.pipeline.photo import PhotoRestorer, resolve_model_paths
+    from dfdnet.pipeline.runner import FolderRestoration
+    from dfdnet.utils.text import printable
 
     start = time.perf_counter()
     try:
         photo_restorer = PhotoRestorer.from_options(options, dft_levels=args.dft_levels)
     except (CheckpointError, DictionaryError) as exc:
         checkpoint, dict_dir, _ = resolve_model_paths(options.checkpoint, options.dict_dir)
-        return _fail(str(exc) + missing_weights_hint(checkpoint, dict_dir))
+        return _fail(str(exc), missing_weights_hint(checkpoint, dict_dir))
     except (LandmarkError, FileNotFoundError, ValueError) as exc:
         return _fail(str(exc))
     load_seconds = time.perf_counter() - start
     logger.info('model: %s', photo_restorer.model_description)
     logger.info('%d image(s) from %s -> %s', len(paths), options.test_path, options.results_dir)
     with logging_redirect_tqdm():
-        summary = FolderRestoration(options, photo_restorer).run(paths)
+        summary = FolderRestoration(options, photo_restorer, exclusive=True).run(paths)
     summary.model_load_seconds = load_seconds
-    summary.write_json(options.results_dir / 'summary.json')
     print(summary.format())
-    print(f'results: {options.results_dir}' + (f' (open {options.results_dir / "index.html"})' if options.write_html else ''))
+    try:
+        summary.write_json(options.results_dir / 'summary.json')
+    except OSError as exc:  # e.g. a full disk: the run's results are above, only the record is missing
+        print(f'error: cannot write {printable(options.results_dir / "summary.json")}: '
+              f'{exc.strerror or exc}', file=sys.stderr)
+        return 1
+    results = printable(options.results_dir)
+    print(f'results: {results}' + (f' (open {results}/index.html)' if options.write_html else ''))
     return 0 if summary.ok else 1
 
 

@@ -32,11 +32,19 @@ def main(argv=None) -> int:
     except OptionsError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
+    from dfdnet.errors import CheckpointError, DictionaryError, UnreadableFileError
     from dfdnet.models.trainer import Trainer  # heavy imports after the options are known to be valid
+    from dfdnet.utils.run_lock import FolderLockedError
+    from dfdnet.utils.text import printable
 
     command = [sys.executable, *sys.argv] if argv is None else ['train.py', *argv]
-    trainer = Trainer(options, resolved, command, launcher=args.launcher, auto_resume=args.auto_resume,
-                      resume_state=args.resume_state)
+    try:  # paths and options are checked before experiments/<name> is touched
+        trainer = Trainer(options, resolved, command, launcher=args.launcher, auto_resume=args.auto_resume,
+                          resume_state=args.resume_state)
+    except (OptionsError, FolderLockedError, CheckpointError, DictionaryError, UnreadableFileError,
+            FileNotFoundError) as exc:
+        print(f'error: {printable(exc)}', file=sys.stderr)
+        return 2
     try:
         trainer.run()
     finally:

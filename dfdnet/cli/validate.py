@@ -19,9 +19,11 @@ def main(argv=None) -> int:
     parser.add_argument('--dict_dir', type=Path, default=None, help='dictionaries (models with DFT levels)')
     parser.add_argument('--dft_levels', type=int, nargs='*', default=None, help='override the DFT levels (ablation)')
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
-    print('| checkpoint | faces | PSNR (dB) | SSIM | PSNR in component boxes (dB) | PSNR by group (dB) |\n'
-          '|---|---|---|---|---|---|')
+    from dfdnet.utils.text import configure_logging
+
+    configure_logging(logging.INFO)
+    print('| checkpoint | faces | PSNR (dB) | SSIM | PSNR in component boxes (dB) | detail ratio (median) '
+          '| PSNR by group (dB) |\n|---|---|---|---|---|---|---|')
     from dfdnet.models.validation import validate_checkpoint
 
     for checkpoint in args.checkpoint:
@@ -29,7 +31,7 @@ def main(argv=None) -> int:
         means = scores.means()
         groups = ', '.join(f'{name} {value:.2f} ({count})' for name, (value, count) in scores.group_psnr().items())
         print(f'| {checkpoint} | {len(scores.psnr)} | {means["psnr"]:.2f} | {means["ssim"]:.4f} '
-              f'| {means["component_psnr"]:.2f} | {groups} |')
+              f'| {means["component_psnr"]:.2f} | {means["detail_ratio"]:.3f} | {groups} |')
     return 0
 
 

@@ -73,9 +73,12 @@ class FaceDetector:
         from face_recognition_models unless ``model_path`` is given; slow on CPU).
     upsample: times the image is doubled before detection (finds faces down to ~40 px at 1).
     min_score: HOG: minimum SVM score (0 is dlib's default); CNN: minimum confidence.
+    max_pixels: the largest image the detector works on, upsampling included (each step
+        quadruples it); larger ones raise ``ImageSizeError`` before any work. 0 = no limit.
     """
 
-    def __init__(self, method: str = 'hog', upsample: int = 1, model_path=None, min_score: float = 0.0):
+    def __init__(self, method: str = 'hog', upsample: int = 1, model_path=None, min_score: float = 0.0,
+                 max_pixels: float = 0.0):
         import dlib
 
         if method not in DETECTORS:
@@ -85,6 +88,7 @@ class FaceDetector:
         self.method = method
         self.upsample = int(upsample)
         self.min_score = float(min_score)
+        self.max_pixels = float(max_pixels)
         if method == 'hog':
             self._detector = dlib.get_frontal_face_detector()
         else:
@@ -93,10 +97,23 @@ class FaceDetector:
                 raise FileNotFoundError(f'CNN face detector model not found: {path}')
             self._detector = dlib.cnn_face_detection_model_v1(str(path))
 
+    def check_size(self, image_shape) -> None:
+        """``ImageSizeError`` when an (H, W[, C]) image, upsampled, exceeds ``max_pixels``."""
+        from dfdnet.utils.image_io import ImageSizeError
+
+        scale = 2 ** self.upsample
+        height, width = (int(v) * scale for v in image_shape[:2])
+        if self.max_pixels and height * width > self.max_pixels:
+            raise ImageSizeError(f'the face detector would work on {width}x{height} px ({height * width / 1e6:.0f} MP: '
+                                 f'--detector_upsample {self.upsample} doubles the image {self.upsample} time(s)), '
+                                 f'more than the limit of {self.max_pixels / 1e6:g} MP (4 x --max_input_megapixels); '
+                                 'lower --detector_upsample or raise the limit')
+
     def __call__(self, image: np.ndarray) -> Detections:
         """Detect faces in ``image``: (H, W, 3) RGB or (H, W) grey, uint8."""
         if image.dtype != np.uint8 or image.ndim not in (2, 3):
             raise ValueError(f'detector expects uint8 grey or RGB pixels, got {image.dtype} {image.shape}')
+        self.check_size(image.shape)
         image = np.ascontiguousarray(image)
         if self.method == 'hog':
             rects, scores, _ = self._detector.run(image, self.upsample, self.min_score)

@@ -149,16 +149,49 @@ def build_landmarker(kind: str = 'dlib', model_path=None, device='cpu'):
     raise ValueError(f'unknown landmark model {kind!r}; choose one of {LANDMARK_MODELS}')
 
 
+MAX_LANDMARK_FILE_BYTES = 64 * 1024  # 68 rows "x y" take about 1 KB
+
+
 def read_landmarks(path, num_points: int = 68) -> np.ndarray:
-    """Read a released landmark file (``num_points`` rows "x y") -> (num_points, 2) float64."""
+    """Read a released landmark file (``num_points`` rows "x y") -> (num_points, 2) float64.
+
+    ``LandmarkError`` says what is wrong and where (line and column), never what the file holds:
+    the file may be a link to another file, whose content must not reach the console or the results.
+    """
     path = Path(path)
+    expected = f'expected {num_points} rows "x y" of finite numbers'
+    if not path.is_file():
+        raise LandmarkError(f'landmark file {path}: not found or not a regular file ({expected})')
     try:
-        points = np.loadtxt(path, dtype=np.float64, ndmin=2)
-    except Exception as exc:
-        raise LandmarkError(f'cannot read landmark file {path}: {exc}') from exc
-    if points.shape != (num_points, 2) or not np.all(np.isfinite(points)):
-        raise LandmarkError(f'landmark file {path} must hold {num_points} rows "x y" of finite numbers, '
-                            f'got shape {points.shape}')
+        with open(path, 'rb') as fh:
+            data = fh.read(MAX_LANDMARK_FILE_BYTES + 1)
+    except OSError as exc:
+        raise LandmarkError(f'cannot read landmark file {path}: {exc.strerror or type(exc).__name__}') from exc
+    if len(data) > MAX_LANDMARK_FILE_BYTES:
+        raise LandmarkError(f'landmark file {path}: larger than {MAX_LANDMARK_FILE_BYTES // 1024} KB ({expected})')
+    try:
+        text = data.decode('utf-8')
+    except UnicodeDecodeError as exc:
+        raise LandmarkError(f'landmark file {path}: not a text file (byte {exc.start}; {expected})') from None
+    rows = []
+    for line_number, line in enumerate(text.splitlines(), 1):
+        fields = line.split('#', 1)[0].split()
+        if not fields:
+            continue
+        row = []
+        for column, field in enumerate(fields, 1):
+            try:
+                row.append(float(field))
+            except ValueError:
+                raise LandmarkError(f'landmark file {path}: line {line_number}, column {column} is not a number '
+                                    f'({expected})') from None
+        rows.append(row)
+    if len(rows) != num_points or any(len(row) != 2 for row in rows):
+        counts = sorted({len(row) for row in rows})
+        raise LandmarkError(f'landmark file {path}: {len(rows)} rows of {counts} value(s), {expected}')
+    points = np.array(rows, dtype=np.float64)
+    if not np.all(np.isfinite(points)):
+        raise LandmarkError(f'landmark file {path}: NaN or infinite values ({expected})')
     return points
 
 

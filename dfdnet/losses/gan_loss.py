@@ -24,3 +24,18 @@ def hinge_g_loss(fake_logits: list[torch.Tensor], weights) -> torch.Tensor:
     for weight, fake in zip(weights, fake_logits):
         total = total - float(weight) * fake.mean()
     return total
+
+
+def feature_matching_loss(fake_features: list, real_features: list) -> torch.Tensor:
+    """pix2pixHD feature matching: the mean over discriminators of the mean L1 distance between
+    their activations on the output and on the ground truth (the latter treated as constants).
+
+    Both arguments: one list of activations (tensors) per discriminator, in the same order.
+    """
+    if len(fake_features) != len(real_features) or not fake_features:
+        raise ValueError(f'got {len(fake_features)} fake and {len(real_features)} real feature lists')
+    total = fake_features[0][0].new_zeros((), dtype=torch.float32)
+    for fakes, reals in zip(fake_features, real_features):
+        for fake, real in zip(fakes, reals):
+            total = total + F.l1_loss(fake.float(), real.detach().float()) / len(fakes)
+    return total / len(fake_features)

@@ -1,4 +1,6 @@
-"""Reconstruction loss of the paper (Eq. 7): pixel MSE plus a perceptual MSE on four layers."""
+"""Reconstruction loss of the paper (Eq. 7): pixel MSE plus a perceptual MSE on four layers, and an
+optional Gram-matrix style loss on the same layers (as GFPGAN's), which rewards texture of the
+truth's amount and kind without asking for it at the same pixels."""
 from __future__ import annotations
 
 import logging
@@ -11,6 +13,23 @@ from torch import nn
 logger = logging.getLogger(__name__)
 
 PIXEL_LOSSES = ('mse', 'psnr')
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, C): channel correlations, normalised by C·H·W."""
+    b, c, h, w = features.shape
+    flat = features.float().reshape(b, c, h * w)
+    return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+def style_loss(out_feats, target_feats, weights) -> torch.Tensor:
+    """Σ_m w_m · L1(Gram(Ψ_m(Î)), Gram(Ψ_m(I))) over the layers with a non-zero weight (the
+    target's features are treated as constants)."""
+    total = out_feats[0].new_zeros((), dtype=torch.float32)
+    for weight, out_f, tgt_f in zip(weights, out_feats, target_feats):
+        if weight:
+            total = total + float(weight) * F.l1_loss(gram_matrix(out_f), gram_matrix(tgt_f.detach()))
+    return total
 
 
 class ReconstructionLoss(nn.Module):
@@ -28,11 +47,12 @@ class ReconstructionLoss(nn.Module):
             to a degraded face's, and a restorer learns to harm good inputs. The floor
             (``psnr_floor_db``) bounds the weight of faces restored better than it: too high a
             floor (50 dB) lets near-perfect clean faces dominate and the network stops restoring.
-    forward(output, target) -> (total, {'l_pix': ..., 'l_percep': ...}) scalar tensors.
+        style_weights: one per feature map, for ``style_loss`` (None: none).
+    forward(output, target) -> (total, {'l_pix': ..., 'l_percep': ..., 'l_style': ...}) scalar tensors.
     """
 
     def __init__(self, feature_net: nn.Module, pixel_weight: float = 100.0, perceptual_weights=(0.5, 1.0, 2.0, 4.0),
-                 pixel_loss: str = 'mse', psnr_floor_db: float = 40.0):
+                 pixel_loss: str = 'mse', psnr_floor_db: float = 40.0, style_weights=None):
         super().__init__()
         self.psnr_floor = 4.0 * 10.0 ** (-float(psnr_floor_db) / 10.0)  # MSE on the [-1, 1] scale
         if pixel_loss not in PIXEL_LOSSES:
@@ -42,6 +62,7 @@ class ReconstructionLoss(nn.Module):
         self._feature_net = [feature_net]
         self.pixel_weight = float(pixel_weight)
         self.perceptual_weights = tuple(float(w) for w in perceptual_weights)
+        self.style_weights = tuple(float(w) for w in style_weights or (0.0,) * len(self.perceptual_weights))
 
     @property
     def feature_net(self) -> nn.Module:
@@ -54,13 +75,18 @@ class ReconstructionLoss(nn.Module):
             mse = (output.float() - target.float()).pow(2).flatten(1).mean(1)
             l_pix = 10.0 * torch.log10(mse + self.psnr_floor).mean() * self.pixel_weight
         l_percep = output.new_zeros(())
-        if any(self.perceptual_weights):
+        l_style = output.new_zeros(())
+        if any(self.perceptual_weights) or any(self.style_weights):
             out_feats = self.feature_net(output)
             with torch.no_grad():
                 target_feats = self.feature_net(target)
-            if len(out_feats) != len(self.perceptual_weights):
-                raise ValueError(f'{len(self.perceptual_weights)} perceptual weights for {len(out_feats)} feature maps')
+            if len(out_feats) != len(self.perceptual_weights) or len(out_feats) != len(self.style_weights):
+                raise ValueError(f'{len(self.perceptual_weights)} perceptual and {len(self.style_weights)} style '
+                                 f'weights for {len(out_feats)} feature maps')
             for weight, out_f, tgt_f in zip(self.perceptual_weights, out_feats, target_feats):
                 # mean over C·H·W and the batch = ‖·‖² / (C H W) averaged over samples
-                l_percep = l_percep + weight * F.mse_loss(out_f.float(), tgt_f.float())
-        return l_pix + l_percep, {'l_pix': l_pix.detach(), 'l_percep': l_percep.detach()}
+                if weight:
+                    l_percep = l_percep + weight * F.mse_loss(out_f.float(), tgt_f.float())
+            l_style = style_loss(out_feats, target_feats, self.style_weights)
+        return l_pix + l_percep + l_style, {'l_pix': l_pix.detach(), 'l_percep': l_percep.detach(),
+                                            'l_style': l_style.detach()}

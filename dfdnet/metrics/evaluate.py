@@ -4,7 +4,9 @@ Images are matched by file stem (``00001.png`` ↔ ``00001.jpg``; a restored ``0
 restore tool's per-face name, also matches a GT ``00001`` when nothing else does). A file without its counterpart,
 an unreadable file or a size mismatch is reported in its row and the evaluation goes on.
 Full-reference metrics (need ``gt_dir``): PSNR, SSIM (RGB and BT.601 Y), PSNR inside the GT's component
-boxes (``psnr_components``: eyes, nose, mouth, where the dictionaries act), identity (cosine of dlib
+boxes (``psnr_components``: eyes, nose, mouth, where the dictionaries act), the fine detail inside
+them relative to the GT's (``detail_ratio``, ``dfdnet.metrics.detail``; summarised by its median),
+identity (cosine of dlib
 face descriptors), landmark NME, LPIPS (optional). No-reference: NIQE (with a pristine-parameter
 file) and the number of faces dlib's HOG detector finds.
 """
@@ -22,16 +24,19 @@ import numpy as np
 from tqdm import tqdm
 
 from dfdnet.face.components import component_boxes
+from dfdnet.metrics.detail import detail_ratio
 from dfdnet.metrics.psnr_ssim import calculate_psnr, calculate_ssim, component_mask, masked_psnr
 from dfdnet.utils.image_io import is_image_file, read_rgb
 
 logger = logging.getLogger(__name__)
 
-METRIC_COLUMNS = ('psnr', 'ssim', 'psnr_y', 'ssim_y', 'psnr_components', 'identity', 'identity_dist',
+METRIC_COLUMNS = ('psnr', 'ssim', 'psnr_y', 'ssim_y', 'psnr_components', 'detail_ratio', 'identity', 'identity_dist',
                   'landmark_nme', 'lpips', 'niqe', 'faces')
 CSV_COLUMNS = ('method', 'file', 'status') + METRIC_COLUMNS
 # Direction of each metric in the summary header.
-_BETTER = {'psnr': '↑', 'ssim': '↑', 'psnr_y': '↑', 'ssim_y': '↑', 'psnr_components': '↑', 'identity': '↑',
+# detail_ratio is best near 1 (above 1.5: over-sharpened or noisy); a paired comparison counts more detail as better.
+_BETTER = {'psnr': '↑', 'ssim': '↑', 'psnr_y': '↑', 'ssim_y': '↑', 'psnr_components': '↑', 'detail_ratio': '≈1',
+           'identity': '↑',
            'identity_dist': '↓', 'landmark_nme': '↓', 'lpips': '↓', 'niqe': '↓', 'faces': ''}
 
 
@@ -174,6 +179,7 @@ def _full_reference(img: np.ndarray, gt: np.ndarray, stem: str, ctx: _Context) -
         if gt_landmarks is not None:  # where the dictionaries act: the GT's component boxes
             mask = component_mask(component_boxes(gt_landmarks, gt.shape[1]), *gt.shape[:2])
             row['psnr_components'] = masked_psnr(img, gt, mask)
+            row['detail_ratio'] = detail_ratio(img, gt, mask)
     if ctx.lpips is not None:
         row['lpips'] = ctx.lpips(img, gt)
     return row
@@ -243,7 +249,7 @@ def evaluate(options: EvaluationOptions) -> EvaluationResult:
 
 def summarise(rows: list) -> list[dict]:
     """Per method: images ok, missing, errors, and the mean of each metric over its finite values
-    (``faces``: the share of images where at least one face was found)."""
+    (``faces``: the share of images where at least one face was found; ``detail_ratio``: the median)."""
     summary = []
     for method in dict.fromkeys(r['method'] for r in rows):
         mine = [r for r in rows if r['method'] == method]
@@ -254,6 +260,8 @@ def summarise(rows: list) -> list[dict]:
             values = [float(r[column]) for r in mine if r.get(column) is not None and not math.isnan(float(r[column]))]
             if column == 'faces':
                 entry[column] = float(np.mean([v > 0 for v in values])) if values else None
+            elif column == 'detail_ratio':
+                entry[column] = float(np.median(values)) if values else None
             else:
                 entry[column] = float(np.mean(values)) if values else None
         summary.append(entry)
@@ -261,9 +269,10 @@ def summarise(rows: list) -> list[dict]:
 
 
 def paired_comparison(rows: list, method_a: str, method_b: str,
-                      columns=('psnr', 'psnr_components', 'identity_dist')) -> list[dict]:
+                      columns=('psnr', 'psnr_components', 'detail_ratio', 'identity_dist')) -> list[dict]:
     """Method B against method A on the images both scored, per column: ``pairs``, ``mean_diff`` (B − A),
-    ``b_better`` / ``b_worse`` (counts, by the column's direction) and ``p_value`` (two-sided Wilcoxon
+    ``b_better`` / ``b_worse`` (counts, by the column's direction; for ``detail_ratio``, more detail),
+    ``median_ratio`` (median of B / A, for positive values) and ``p_value`` (two-sided Wilcoxon
     signed-rank test; ``None`` with fewer than 6 pairs or no difference). Rows pair by (``source``,
     ``file``); ``source`` tells apart rows read from several CSV files (one per setting)."""
     from scipy.stats import wilcoxon
@@ -286,7 +295,9 @@ def paired_comparison(rows: list, method_a: str, method_b: str,
         p_value = None
         if len(keys) >= 6 and np.any(diff != 0):
             p_value = float(wilcoxon(diff).pvalue)
+        ratios = [b[k] / a[k] for k in keys if a[k] > 0 and b[k] > 0]
         result.append({'column': column, 'pairs': len(keys), 'mean_diff': float(diff.mean()) if keys else None,
+                       'median_ratio': float(np.median(ratios)) if ratios else None,
                        'b_better': int(np.sum(sign * diff > 0)), 'b_worse': int(np.sum(sign * diff < 0)),
                        'p_value': p_value})
     return result
@@ -294,12 +305,13 @@ def paired_comparison(rows: list, method_a: str, method_b: str,
 
 def paired_table(comparison: list[dict], method_a: str, method_b: str) -> str:
     """``paired_comparison`` as a Markdown table."""
-    lines = [f'| {method_b} vs {method_a} | pairs | mean difference | {method_b} better | {method_b} worse '
-             f'| Wilcoxon p |', '|---|---|---|---|---|---|']
+    lines = [f'| {method_b} vs {method_a} | pairs | mean difference | median ratio | {method_b} better '
+             f'| {method_b} worse | Wilcoxon p |', '|---|---|---|---|---|---|---|']
     for c in comparison:
         mean = '–' if c['mean_diff'] is None else f'{c["mean_diff"]:+.4f}'
+        ratio = '–' if c.get('median_ratio') is None else f'{c["median_ratio"]:.3f}'
         p_value = '–' if c['p_value'] is None else f'{c["p_value"]:.3g}'
-        lines.append(f'| {c["column"]} {_BETTER[c["column"]]} | {c["pairs"]} | {mean} | {c["b_better"]} '
+        lines.append(f'| {c["column"]} {_BETTER[c["column"]]} | {c["pairs"]} | {mean} | {ratio} | {c["b_better"]} '
                      f'| {c["b_worse"]} | {p_value} |')
     return '\n'.join(lines)
 

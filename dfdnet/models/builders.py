@@ -14,7 +14,7 @@ import torch
 from dfdnet.archs.checkpoint import load_state_strict, read_checkpoint
 from dfdnet.archs.dfdnet_arch import DFDNetGenerator, GeneratorConfig
 from dfdnet.archs.dictionary import dictionary_file_name, load_dictionaries
-from dfdnet.archs.discriminator import MultiScaleDiscriminator
+from dfdnet.archs.discriminator import ComponentDiscriminator, MultiScaleDiscriminator
 from dfdnet.archs.vgg import load_vgg_encoder, seed_random_weights_
 from dfdnet.utils.files import atomic_path
 
@@ -115,6 +115,16 @@ def build_discriminator(options, seed: int) -> MultiScaleDiscriminator:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)
         return MultiScaleDiscriminator(options.scales, options.base_channels, options.num_down, options.max_channels)
+
+
+def build_component_discriminator(options, seed: int) -> ComponentDiscriminator | None:
+    """``options`` is ``DiscriminatorOptions``; None when it names no components."""
+    if not options.components:
+        return None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 2)
+        return ComponentDiscriminator(options.components, options.component_crop_sizes, options.component_enlarge,
+                                      options.component_base_channels, options.num_down, options.max_channels)
 
 
 def build_perceptual_net(train_options, net_g: DFDNetGenerator):

@@ -1,5 +1,6 @@
-"""The DFDNet training model: generator (frozen encoder, fixed dictionaries), multi-scale
-discriminator, losses (Eq. 7-9), Adam + ReduceLROnPlateau, optional EMA of G and autocast.
+"""The DFDNet training model: generator (frozen encoder, fixed dictionaries), multi-scale and
+optional component discriminators, losses (Eq. 7-9, component hinge GAN, feature matching), Adam +
+ReduceLROnPlateau or cosine, optional EMA of G and autocast.
 """
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from dfdnet.losses import ReconstructionLoss, hinge_d_loss, hinge_g_loss
+from dfdnet.archs.discriminator import component_crops
+from dfdnet.losses import ReconstructionLoss, feature_matching_loss, hinge_d_loss, hinge_g_loss
+from dfdnet.losses.reconstruction import style_loss
 from dfdnet.models.validation import score_generator
 from dfdnet.utils.precision import resolve_amp
 
@@ -71,10 +74,14 @@ class DFDNetModel:
         options: ``TrainOptions`` (losses, lr, betas, patience, EMA, amp).
         device: torch device. perceptual_net: frozen feature network (default: G's encoder).
         distributed: wrap G and D in ``DistributedDataParallel``.
+        net_d_comp: ``ComponentDiscriminator`` or None; trained with D's optimiser when
+            ``options.component_weight`` > 0.
+        components: ``DiscriminatorOptions`` naming the parts, crop sizes and enlargement of the
+            component style loss (``options.component_style_weight``).
     """
 
     def __init__(self, net_g: nn.Module, net_d: nn.Module, options, device, perceptual_net=None,
-                 distributed: bool = False):
+                 distributed: bool = False, net_d_comp: nn.Module | None = None, components=None):
         self.options = options
         self.device = torch.device(device)
         self.distributed = distributed
@@ -84,6 +91,10 @@ class DFDNetModel:
         self.memory_format = torch.channels_last if self.amp_dtype is not None else torch.contiguous_format
         net_g.to(self.device, memory_format=self.memory_format)
         net_d.to(self.device, memory_format=self.memory_format)
+        if options.component_weight <= 0:
+            net_d_comp = None
+        if net_d_comp is not None:
+            net_d_comp.to(self.device, memory_format=self.memory_format)
         if self.amp_dtype is not None:
             logger.info('%s autocast with channels-last networks and batches', self.amp_dtype)
         perceptual_net = (perceptual_net if perceptual_net is not None else net_g.vgg_extractor).to(self.device)
@@ -103,11 +114,18 @@ class DFDNetModel:
             net_g = DistributedDataParallel(net_g, device_ids=ids,
                                             find_unused_parameters=options.find_unused_parameters)
             net_d = DistributedDataParallel(net_d, device_ids=ids)
-        self.net_g, self.net_d = net_g, net_d
+            if net_d_comp is not None:
+                net_d_comp = DistributedDataParallel(net_d_comp, device_ids=ids)
+        self.net_g, self.net_d, self.net_d_comp = net_g, net_d, net_d_comp
+        self.iteration = 0  # set by the trainer before each step (the D warm-up needs it)
         self.recon_loss = ReconstructionLoss(perceptual_net, options.pixel_weight, options.perceptual_weights,
-                                             options.pixel_loss, options.psnr_floor_db)
+                                             options.pixel_loss, options.psnr_floor_db, options.style_weights)
+        self.components = components  # DiscriminatorOptions: the parts of the component style loss
         self.optimizer_g = torch.optim.Adam(self.trainable_g, lr=options.lr_g, betas=tuple(options.betas))
-        self.optimizer_d = torch.optim.Adam(unwrap(net_d).parameters(), lr=options.lr_d, betas=tuple(options.betas))
+        d_params = list(unwrap(net_d).parameters())
+        if net_d_comp is not None:
+            d_params += list(unwrap(net_d_comp).parameters())
+        self.optimizer_d = torch.optim.Adam(d_params, lr=options.lr_d, betas=tuple(options.betas))
         self.scheduler_g, self.scheduler_d = (make_scheduler(opt, options) for opt in (self.optimizer_g, self.optimizer_d))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.ema = GeneratorEMA(unwrap(net_g), options.ema_decay) if options.ema_decay > 0 else None
@@ -121,6 +139,8 @@ class DFDNetModel:
     def train_mode(self) -> None:
         self.net_g.train()
         self.net_d.train()
+        if self.net_d_comp is not None:
+            self.net_d_comp.train()
         net_g = unwrap(self.net_g)
         if self.options.train_only:  # frozen parts in eval mode: their spectral-norm vectors must not move
             net_g.eval()
@@ -130,53 +150,129 @@ class DFDNetModel:
             net_g.vgg_extractor.eval()
 
     def optimize_parameters(self, batch: dict) -> dict:
-        """One G step, then one D step unless every adversarial weight is 0; returns the loss values (floats)."""
+        """One G step (none during the D warm-up), then one D step unless no discriminator is
+        used; returns the loss values (floats)."""
         lq = batch['lq'].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         gt = batch['gt'].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         boxes = batch['boxes'].to(self.device, non_blocking=True)
-        d_plain = unwrap(self.net_d)
-        # Generator: reconstruction + weighted hinge adversarial loss; D is not updated here.
-        d_plain.requires_grad_(False)
-        no_sync = self.net_d.no_sync() if self.distributed else contextlib.nullcontext()
-        use_d = self.options.use_discriminator
+        opt = self.options
+        use_d = opt.use_discriminator
+        if use_d and self.iteration < opt.d_warmup_iter:  # D learns against the starting G first
+            with torch.no_grad(), self._autocast():
+                output = self.net_g(lq, boxes)
+            losses = self._step_discriminator(gt, output.detach(), boxes)
+            self.scaler.update()
+            return self._finite_values(losses)
+        discriminators = [d for d in (self.net_d, self.net_d_comp) if d is not None] if use_d else []
+        for d in discriminators:  # D is not updated by G's step
+            unwrap(d).requires_grad_(False)
         with self._autocast():
             output = self.net_g(lq, boxes)
             l_rec, parts = self.recon_loss(output.float(), gt)
+            losses = {'l_pix': parts['l_pix'], 'l_percep': parts['l_percep']}
+            if any(opt.style_weights):
+                losses['l_style'] = parts['l_style']
+            l_g = l_rec
+            if opt.component_style_weight > 0:
+                l_comp_style = self._component_style(output.float(), gt, boxes)
+                losses['l_comp_style'] = l_comp_style
+                l_g = l_g + l_comp_style
             if use_d:
-                with no_sync:
-                    fake_logits = self.net_d(output)
-                l_adv = hinge_g_loss([f.float() for f in fake_logits], self.options.adversarial_weights)
-            else:
-                l_adv = l_rec.new_zeros(())
-            l_g = l_rec + l_adv
+                l_g = l_g + self._generator_adversarial(output, gt, boxes, losses)
         self.optimizer_g.zero_grad(set_to_none=True)
         self.scaler.scale(l_g).backward()
         self.scaler.step(self.optimizer_g)
-        losses = {'l_g_total': l_g, 'l_pix': parts['l_pix'], 'l_percep': parts['l_percep']}
-        if use_d:  # skipped when every adversarial weight is 0 (reconstruction-only training)
-            losses.update(l_g_adv=l_adv, **self._step_discriminator(gt, output.detach()))
+        losses['l_g_total'] = l_g
+        if use_d:
+            losses.update(self._step_discriminator(gt, output.detach(), boxes))
         self.scaler.update()
         if self.ema is not None:
             self.ema.update(unwrap(self.net_g))
+        return self._finite_values(losses)
+
+    def _component_style(self, output, gt, boxes) -> torch.Tensor:
+        """The style loss (per-layer ``style_weights`` x ``component_style_weight``) on the component crops."""
+        c = self.components
+        weights = [w * self.options.component_style_weight for w in self.options.style_weights]
+        total = output.new_zeros((), dtype=torch.float32)
+        out_crops = component_crops(output, boxes, c.components, c.component_crop_sizes, c.component_enlarge)
+        with torch.no_grad():
+            gt_crops = component_crops(gt.float(), boxes, c.components, c.component_crop_sizes, c.component_enlarge)
+        net = self.recon_loss.feature_net
+        for out_crop, gt_crop in zip(out_crops, gt_crops):
+            with torch.no_grad():
+                gt_feats = net(gt_crop)
+            total = total + style_loss(net(out_crop), gt_feats, weights) / len(out_crops)
+        return total
+
+    @staticmethod
+    def _finite_values(losses: dict) -> dict:
         values = {k: float(v.detach()) for k, v in losses.items()}
         bad = [k for k, v in values.items() if not np.isfinite(v)]
         if bad:
             raise FloatingPointError(f'non-finite losses {bad}: {values}')
         return values
 
-    def _step_discriminator(self, gt: torch.Tensor, fake: torch.Tensor) -> dict:
-        """One D step, real and fake in one forward (one DDP forward per backward); its losses."""
-        unwrap(self.net_d).requires_grad_(True)
+    def _no_sync(self, net):
+        return net.no_sync() if self.distributed else contextlib.nullcontext()
+
+    def _generator_adversarial(self, output, gt, boxes, losses: dict) -> torch.Tensor:
+        """G's hinge losses (whole face, components) and feature matching; fills ``losses``."""
+        opt = self.options
+        use_fm = opt.feature_matching_weight > 0
+        fake_feats, real_feats = [], []
+        with self._no_sync(self.net_d):
+            result = self.net_d(output, return_features=use_fm)
+        fake_logits = result[0] if use_fm else result
+        if use_fm:
+            fake_feats += result[1]
+            with torch.no_grad():
+                real_feats += self.net_d(gt, return_features=True)[1]
+        l_adv = hinge_g_loss([f.float() for f in fake_logits], opt.adversarial_weights)
+        losses['l_g_adv'] = l_adv
+        if self.net_d_comp is not None:
+            with self._no_sync(self.net_d_comp):
+                result = self.net_d_comp(output, boxes, return_features=use_fm)
+            comp_logits = result[0] if use_fm else result
+            if use_fm:
+                fake_feats += result[1]
+                with torch.no_grad():
+                    real_feats += self.net_d_comp(gt, boxes, return_features=True)[1]
+            l_comp = hinge_g_loss([f.float() for f in comp_logits], [opt.component_weight] * len(comp_logits))
+            losses['l_g_comp'] = l_comp
+            l_adv = l_adv + l_comp
+        if use_fm:
+            l_fm = opt.feature_matching_weight * feature_matching_loss(fake_feats, real_feats)
+            losses['l_g_fm'] = l_fm
+            l_adv = l_adv + l_fm
+        return l_adv
+
+    def _step_discriminator(self, gt: torch.Tensor, fake: torch.Tensor, boxes: torch.Tensor) -> dict:
+        """One D step (whole-face and component Ds), real and fake in one forward each (one DDP
+        forward per backward); its losses."""
+        n = gt.shape[0]
+        both = torch.cat([gt, fake])
         with self._autocast():
-            logits = self.net_d(torch.cat([gt, fake]))
-            real_logits = [x[:gt.shape[0]].float() for x in logits]
-            fake_logits = [x[gt.shape[0]:].float() for x in logits]
+            unwrap(self.net_d).requires_grad_(True)
+            logits = self.net_d(both)
+            real_logits = [x[:n].float() for x in logits]
+            fake_logits = [x[n:].float() for x in logits]
             l_d = hinge_d_loss(real_logits, fake_logits)
+            out = {}
+            if self.net_d_comp is not None:
+                unwrap(self.net_d_comp).requires_grad_(True)
+                comp = self.net_d_comp(both, torch.cat([boxes, boxes]))
+                comp_real = [x[:n].float() for x in comp]
+                comp_fake = [x[n:].float() for x in comp]
+                l_d_comp = hinge_d_loss(comp_real, comp_fake)
+                out = {'l_d_comp': l_d_comp, 'd_comp_real': torch.stack([x.mean() for x in comp_real]).mean(),
+                       'd_comp_fake': torch.stack([x.mean() for x in comp_fake]).mean()}
+                l_d = l_d + l_d_comp
         self.optimizer_d.zero_grad(set_to_none=True)
         self.scaler.scale(l_d).backward()
         self.scaler.step(self.optimizer_d)
         return {'l_d': l_d, 'd_real': torch.stack([x.mean() for x in real_logits]).mean(),
-                'd_fake': torch.stack([x.mean() for x in fake_logits]).mean()}
+                'd_fake': torch.stack([x.mean() for x in fake_logits]).mean(), **out}
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()
@@ -200,6 +296,8 @@ class DFDNetModel:
         if (val_recon_loss is None) != (self.options.lr_schedule == 'cosine'):
             return
         schedulers = (self.scheduler_g, self.scheduler_d) if self.options.use_discriminator else (self.scheduler_g,)
+        if self.options.use_discriminator and self.iteration < self.options.d_warmup_iter:
+            schedulers = (self.scheduler_d,)  # G's optimiser does not step during the D warm-up
         for scheduler in schedulers:  # D's optimiser never steps without an adversarial loss
             scheduler.step() if val_recon_loss is None else scheduler.step(val_recon_loss)
 
@@ -208,14 +306,21 @@ class DFDNetModel:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
-        return {'net_g': unwrap(self.net_g).state_dict(), 'net_d': unwrap(self.net_d).state_dict(),
-                'optimizer_g': self.optimizer_g.state_dict(), 'optimizer_d': self.optimizer_d.state_dict(),
-                'scheduler_g': self.scheduler_g.state_dict(), 'scheduler_d': self.scheduler_d.state_dict(),
-                'scaler': self.scaler.state_dict(), 'ema': self.ema.shadow if self.ema is not None else None}
+        state = {'net_g': unwrap(self.net_g).state_dict(), 'net_d': unwrap(self.net_d).state_dict(),
+                 'optimizer_g': self.optimizer_g.state_dict(), 'optimizer_d': self.optimizer_d.state_dict(),
+                 'scheduler_g': self.scheduler_g.state_dict(), 'scheduler_d': self.scheduler_d.state_dict(),
+                 'scaler': self.scaler.state_dict(), 'ema': self.ema.shadow if self.ema is not None else None}
+        if self.net_d_comp is not None:
+            state['net_d_comp'] = unwrap(self.net_d_comp).state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         unwrap(self.net_g).load_state_dict(state['net_g'])
         unwrap(self.net_d).load_state_dict(state['net_d'])
+        if self.net_d_comp is not None:
+            if 'net_d_comp' not in state:
+                raise ValueError('the training state has no component discriminator but discriminator.components is set')
+            unwrap(self.net_d_comp).load_state_dict(state['net_d_comp'])
         self.optimizer_g.load_state_dict(state['optimizer_g'])
         self.optimizer_d.load_state_dict(state['optimizer_d'])
         self.scheduler_g.load_state_dict(state['scheduler_g'])

@@ -2,6 +2,8 @@
 one shipped in ``dfdnet/pretrained/default``).
 
 The folder holds ``net_g.pth`` (this project's checkpoint format, float16 or int8 weights),
+optionally ``net_g_sharp.pth`` (the modules an adversarial fine-tune of it changed, for the
+``--fidelity`` interpolation),
 ``dictionaries/`` (the 16 released-layout ``*_center.npy`` files in float16, with the builder's
 ``dictionary.json``) and ``model.json`` (provenance, file hashes, and how far the stored weights
 are from the float32 model they came from).
@@ -17,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dfdnet.archs.checkpoint import load_generator, save_generator
+from dfdnet.archs.checkpoint import check_finite, load_generator, load_state_strict, read_checkpoint, save_generator
+from dfdnet.archs.dfdnet_arch import DFDNetGenerator
 from dfdnet.archs.dictionary import dictionary_file_name
 from dfdnet.dictionary.features import file_sha256
 from dfdnet.utils.files import atomic_path
@@ -26,14 +29,30 @@ logger = logging.getLogger(__name__)
 
 
 def export_model(checkpoint, dict_dir, output, description: str = '', provenance: dict | None = None,
-                 weights: str = 'float16') -> dict:
+                 weights: str = 'float16', sharp_checkpoint=None, default_fidelity: float = 1.0) -> dict:
     """Export ``checkpoint`` + ``dict_dir`` to the folder ``output``; returns the ``model.json`` record.
-    ``weights``: how ``net_g.pth`` stores them, 'float16' or 'int8' (see ``save_generator``)."""
+    ``weights``: how ``net_g.pth`` stores them, 'float16' or 'int8' (see ``save_generator``).
+    ``sharp_checkpoint``: an adversarial fine-tune of ``checkpoint``; the modules it changed are
+    written to ``net_g_sharp.pth`` (same storage) and ``default_fidelity`` to ``model.json``."""
     checkpoint, dict_dir, output = Path(checkpoint), Path(dict_dir), Path(output)
+    if not 0.0 <= default_fidelity <= 1.0:
+        raise ValueError(f'default fidelity must be within [0, 1], got {default_fidelity}')
     model = load_generator(checkpoint, dict_dir, fold_spectral_norm=False)
     config = model.config
     (output / 'dictionaries').mkdir(parents=True, exist_ok=True)
     save_generator(model, output / 'net_g.pth', weights=weights, source=str(checkpoint))
+    fidelity = None
+    if sharp_checkpoint is not None:
+        sharp_state, _, _ = read_checkpoint(sharp_checkpoint)  # whole, or only the modules it trained
+        check_finite(sharp_state, sharp_checkpoint)
+        sharp = DFDNetGenerator(config)
+        load_state_strict(sharp, {**model.state_dict(), **sharp_state}, str(sharp_checkpoint))
+        changed = changed_modules(model, sharp)
+        save_generator(sharp, output / 'net_g_sharp.pth', weights=weights, modules=changed, source=str(sharp_checkpoint))
+        fidelity = {'default': float(default_fidelity), 'sharp_checkpoint': 'net_g_sharp.pth',
+                    'sharp_source': str(sharp_checkpoint), 'sharp_modules': changed}
+    elif (output / 'net_g_sharp.pth').exists():
+        (output / 'net_g_sharp.pth').unlink()  # a previous export's, not a fine-tune of this generator
     for part, fsize in config.dictionary_layout():
         name = dictionary_file_name(part, fsize)
         atoms = np.load(dict_dir / name, allow_pickle=False)
@@ -56,6 +75,7 @@ def export_model(checkpoint, dict_dir, output, description: str = '', provenance
         'source_checkpoint': str(checkpoint), 'source_dictionaries': str(dict_dir),
         'stored_weights': weights,
         'stored_max_abs_difference_255': difference,
+        **({'fidelity': fidelity} if fidelity else {}),
         'provenance': relative_paths(provenance or {}),
         'files': {str(p.relative_to(output)): {'bytes': p.stat().st_size, 'sha256': file_sha256(p)} for p in files},
     }
@@ -65,6 +85,14 @@ def export_model(checkpoint, dict_dir, output, description: str = '', provenance
     logger.info('exported %s (+ %s) to %s: %.1f MB, %s output within %.3f/255 of float32', checkpoint,
                 dict_dir, output, record['total_bytes'] / 1e6, weights, difference)
     return record
+
+
+def changed_modules(model, fine_tuned) -> list:
+    """Top-level module names whose tensors differ between two generators of one configuration."""
+    if model.config != fine_tuned.config:
+        raise ValueError('the sharp checkpoint has another generator configuration than the checkpoint')
+    theirs = fine_tuned.state_dict()
+    return sorted({k.split('.')[0] for k, v in model.state_dict().items() if not torch.equal(v, theirs[k])})
 
 
 _ABSOLUTE_PATH = re.compile(r'(?<![\w.~:/])/[^\s"\',:;]+')  # not inside 'a/b', '~/x' or 'http://'

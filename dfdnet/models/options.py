@@ -38,10 +38,17 @@ class InitOptions:
 
 @dataclass
 class DiscriminatorOptions:
+    """The whole-face multi-scale discriminator and, when ``components`` names parts, the component
+    discriminators (``dfdnet.archs.discriminator.ComponentDiscriminator``; trained only with
+    ``train.component_weight`` > 0)."""
     scales: tuple = (1, 2, 4, 8)
     base_channels: int = 64
     num_down: int = 3
     max_channels: int = 512
+    components: tuple = ()  # e.g. [left_eye, right_eye, mouth]
+    component_crop_sizes: tuple = (80, 80, 112)  # one per part, in 512-px face pixels
+    component_enlarge: float = 1.2
+    component_base_channels: int = 32
 
 
 @dataclass
@@ -69,6 +76,14 @@ class TrainDataOptions:
     prefetch_factor: int = 2
     degradation: DegradationConfig = field(default_factory=DegradationConfig)
 
+    def __post_init__(self):
+        _check_at_least('train_data', self, batch_size=1, landmark_size=1, val_count=0, num_workers=0,
+                        prefetch_factor=1)
+        if self.max_images is not None and self.max_images < 1:
+            raise OptionsError(f'train_data.max_images must be >= 1 or null (all), got {self.max_images}')
+        if not 0.0 <= self.flip_prob <= 1.0:
+            raise OptionsError(f'train_data.flip_prob must be in [0, 1], got {self.flip_prob}')
+
 
 @dataclass
 class ValOptions:
@@ -82,6 +97,9 @@ class ValOptions:
     freq: int = 5000
     num_save_images: int = 4
     degradation: DegradationConfig = field(default_factory=DegradationConfig)
+
+    def __post_init__(self):
+        _check_at_least('val', self, freq=1, num_save_images=0)
 
 
 @dataclass
@@ -98,6 +116,11 @@ class TrainOptions:
     perceptual_net: str = 'generator'  # 'generator' (its own encoder) or 'vggface' (a user file)
     perceptual_net_file: str | None = None
     adversarial_weights: tuple = (4.0, 2.0, 1.0, 1.0)
+    style_weights: tuple = (0.0, 0.0, 0.0, 0.0)  # Gram-matrix L1 on the perceptual net's layers, whole face
+    component_style_weight: float = 0.0  # the same Gram loss on the component crops (discriminator.components), x this
+    component_weight: float = 0.0  # hinge GAN weight of each component discriminator (discriminator.components)
+    feature_matching_weight: float = 0.0  # L1 between D activations on output and truth (pix2pixHD), all Ds
+    d_warmup_iter: int = 0  # the first N iterations train D only; G is not updated
     lr_schedule: str = 'plateau'  # 'plateau' (paper: x lr_factor when validation stalls) or 'cosine' (to min_lr at total_iter)
     lr_patience: int = 5
     lr_factor: float = 0.5
@@ -111,7 +134,7 @@ class TrainOptions:
     @property
     def use_discriminator(self) -> bool:
         """False when every adversarial weight is 0: no D forward or step at all."""
-        return any(float(w) for w in self.adversarial_weights)
+        return any(float(w) for w in self.adversarial_weights) or self.component_weight > 0
 
     def __post_init__(self):
         if self.train_encoder and self.perceptual_net == 'generator' and any(self.perceptual_weights):
@@ -135,6 +158,16 @@ class TrainOptions:
             raise OptionsError(f'train.ema_decay must be in [0, 1), got {self.ema_decay}')
         if self.total_iter < 1:
             raise OptionsError(f'train.total_iter must be >= 1, got {self.total_iter}')
+        if min(self.lr_g, self.lr_d, self.pixel_weight, self.min_lr, self.lr_factor) < 0 or self.lr_patience < 0:
+            raise OptionsError('train.lr_g, lr_d, pixel_weight, min_lr, lr_factor and lr_patience must be >= 0')
+        if min(self.component_weight, self.feature_matching_weight, self.d_warmup_iter, self.component_style_weight) < 0:
+            raise OptionsError('train.component_weight, component_style_weight, feature_matching_weight and '
+                               'd_warmup_iter must be >= 0')
+        if len(self.style_weights) != len(self.perceptual_weights):
+            raise OptionsError(f'train.style_weights needs {len(self.perceptual_weights)} values, one per perceptual layer')
+        if self.train_encoder and self.perceptual_net == 'generator' and any(self.style_weights):
+            raise OptionsError('train.train_encoder with perceptual_net: generator would compute the style loss with '
+                               'the encoder being trained; set train.style_weights to zeros')
 
 
 @dataclass
@@ -142,6 +175,18 @@ class LoggerOptions:
     print_freq: int = 100
     save_checkpoint_freq: int = 5000
     use_tb_logger: bool = True
+
+    def __post_init__(self):
+        _check_at_least('logger', self, print_freq=1, save_checkpoint_freq=1)
+
+
+def _check_at_least(section: str, options, **minimums) -> None:
+    """``OptionsError`` naming ``section.key`` when an integer option is below its minimum (a batch
+    size of 0, a frequency of 0 that would divide by zero, ...)."""
+    for key, minimum in minimums.items():
+        value = getattr(options, key)
+        if value < minimum:
+            raise OptionsError(f'{section}.{key} must be >= {minimum}, got {value}')
 
 
 @dataclass
@@ -168,6 +213,9 @@ class ExperimentOptions:
         if len(self.train.adversarial_weights) != len(self.discriminator.scales):
             raise OptionsError(f'train.adversarial_weights has {len(self.train.adversarial_weights)} values for '
                                f'{len(self.discriminator.scales)} discriminator scales')
+        if (self.train.component_weight > 0 or self.train.component_style_weight > 0) and not self.discriminator.components:
+            raise OptionsError('train.component_weight and component_style_weight > 0 need discriminator.components '
+                               '(e.g. [left_eye, right_eye, mouth])')
         w = self.init
         if not (w.pretrain_network_g or w.encoder_weights or w.random_encoder_seed is not None):
             raise OptionsError('no encoder weights: set init.pretrain_network_g, init.encoder_weights, or '
@@ -181,6 +229,24 @@ class ExperimentOptions:
     @property
     def experiment_dir(self) -> Path:
         return Path(self.experiments_root) / self.name
+
+
+def check_experiment_paths(options: ExperimentOptions, resume_state=None) -> None:
+    """``OptionsError`` naming the option and the path when an input of the run is missing: checked
+    before ``experiments/<name>`` is created or an existing one moved aside."""
+    data, init = options.train_data, options.init
+    folders = data.hq_folder if isinstance(data.hq_folder, (list, tuple)) else (data.hq_folder,)
+    if not folders:
+        raise OptionsError('train_data.hq_folder is required')
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise OptionsError(f'train_data.hq_folder: folder not found: {folder}')
+    files = {'train_data.landmarks': data.landmarks, 'init.pretrain_network_g': init.pretrain_network_g,
+             'init.encoder_weights': init.encoder_weights, 'init.dictionaries': init.dictionaries,
+             'train.perceptual_net_file': options.train.perceptual_net_file, '--resume_state': resume_state}
+    for key, path in files.items():
+        if path is not None and not Path(path).exists():
+            raise OptionsError(f'{key}: not found: {path}')
 
 
 def parse_options(path, overrides=()) -> tuple[ExperimentOptions, dict]:

@@ -24,13 +24,17 @@ from dfdnet.archs.checkpoint import save_generator
 from dfdnet.data.degradation_pipeline import DegradationPipeline
 from dfdnet.data.face_dataset import EpochSampler, FaceDataset, build_train_loader, load_landmarks, split_train_val
 from dfdnet.data.validation_set import ValidationDataset, make_validation_set
-from dfdnet.models.builders import build_discriminator, build_generator, build_perceptual_net
+from dfdnet.models.builders import build_component_discriminator, build_discriminator, build_generator, \
+    build_perceptual_net
 from dfdnet.models.dfdnet_model import DFDNetModel, unwrap
+from dfdnet.models.options import OptionsError, check_experiment_paths
 from dfdnet.models.training_state import get_rng_state, load_latest_state, load_training_state, \
     save_training_state, set_rng_state
 from dfdnet.utils.device import select_device
 from dfdnet.utils.files import atomic_path, atomic_torch_save, remove_stale_temporaries
 from dfdnet.utils.image_io import list_face_images
+from dfdnet.utils.run_lock import FolderLock
+from dfdnet.utils.text import SafeFormatter
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +82,7 @@ def init_distributed(launcher: str, device_option: str) -> tuple[DistInfo, torch
 def setup_logging(log_file: Path | None, is_main: bool) -> None:
     root = logging.getLogger()
     root.setLevel(logging.INFO if is_main else logging.WARNING)
-    fmt = logging.Formatter('%(asctime)s %(levelname)s %(name)s: %(message)s', '%Y-%m-%d %H:%M:%S')
+    fmt = SafeFormatter('%(asctime)s %(levelname)s %(name)s: %(message)s', '%Y-%m-%d %H:%M:%S')  # names escaped
     for handler in list(root.handlers):
         if getattr(handler, '_dfdnet', False):
             root.removeHandler(handler)
@@ -98,9 +102,24 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def experiment_lock(exp_dir: Path) -> FolderLock:
+    """The lock of experiments/<name> (``experiments/.<name>.lock``, beside the folder, which may be
+    moved aside), not yet taken: one training run per experiment at a time."""
+    return FolderLock(exp_dir.parent / f'.{exp_dir.name}.lock', what='experiment folder', folder=exp_dir)
+
+
+def _remove_temporaries(folder: Path) -> None:
+    """Delete the unfinished files (checkpoints, training states) of a killed run, and say so."""
+    removed = remove_stale_temporaries(folder, min_age_s=0.0)  # the experiment's lock is held: none is live
+    if removed:
+        print(f'removed {removed} unfinished temporary file(s) that an interrupted run left in {folder}',
+              file=sys.stderr)
+
+
 def prepare_experiment(options, resolved: dict, argv, resume: bool, info: DistInfo) -> Path:
     """Create experiments/<name>/ (an old one is renamed aside unless resuming) and archive the
-    resolved options (YAML after ``--set`` overrides) and the command line."""
+    resolved options (YAML after ``--set`` overrides) and the command line. The caller (rank 0)
+    holds the experiment's lock (``experiment_lock``)."""
     exp_dir = options.experiment_dir
     stamp = time.strftime('%Y%m%d_%H%M%S')
     if info.is_main:
@@ -108,9 +127,10 @@ def prepare_experiment(options, resolved: dict, argv, resume: bool, info: DistIn
             archived = exp_dir.with_name(f'{exp_dir.name}_archived_{stamp}')
             exp_dir.rename(archived)
             print(f'experiment folder {exp_dir} exists: moved to {archived}', file=sys.stderr)
+            _remove_temporaries(archived)
         for sub in ('models', 'training_states', 'visualization'):
             (exp_dir / sub).mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(exp_dir)
+        _remove_temporaries(exp_dir)
         with atomic_path(exp_dir / f'options_{stamp}.yml') as tmp:
             tmp.write_text(yaml.safe_dump(resolved, sort_keys=False))
         with open(exp_dir / 'command.txt', 'a') as fh:
@@ -125,7 +145,23 @@ class Trainer:
     def __init__(self, options, resolved: dict, argv=(), launcher: str = 'none', auto_resume: bool = False,
                  resume_state=None):
         self.options = options
+        check_experiment_paths(options, resume_state)  # before experiments/<name> is touched
+        try:
+            self.files = list_face_images(options.train_data.hq_folder)
+        except FileNotFoundError as exc:
+            raise OptionsError(f'train_data.hq_folder: {exc}') from exc
         self.info, self.device = init_distributed(launcher, options.device)
+        self._lock = experiment_lock(options.experiment_dir).acquire() if self.info.is_main else None
+        try:
+            self._setup(resolved, argv, auto_resume, resume_state)
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
+
+    def _setup(self, resolved: dict, argv, auto_resume: bool, resume_state) -> None:
+        """The experiment folder, logging, data, model and resumed state (the experiment is locked)."""
+        options = self.options
         self.exp_dir = prepare_experiment(options, resolved, list(argv), auto_resume or resume_state is not None,
                                           self.info)
         stamp = time.strftime('%Y%m%d_%H%M%S')
@@ -136,7 +172,9 @@ class Trainer:
                                                      options.manual_seed)
         net_d = build_discriminator(options.discriminator, options.manual_seed)
         self.model = DFDNetModel(net_g, net_d, options.train, self.device, build_perceptual_net(options.train, net_g),
-                                 distributed=self.info.enabled)
+                                 distributed=self.info.enabled,
+                                 net_d_comp=build_component_discriminator(options.discriminator, options.manual_seed),
+                                 components=options.discriminator)
         self.iteration, self.epoch, self.batches_in_epoch = 0, 0, 0
         self.best = {'psnr': float('-inf'), 'iteration': 0}
         if resume_state:
@@ -157,8 +195,7 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def _build_data(self) -> None:
         opt, data = self.options, self.options.train_data
-        files = list_face_images(data.hq_folder)
-        train_files, val_files = split_train_val(files, data.val_count, data.max_images)
+        train_files, val_files = split_train_val(self.files, data.val_count, data.max_images)
         cache_out = self.exp_dir / 'landmarks.npz'
         if self.info.is_main:  # detection (if needed) runs once, on rank 0
             landmarks = load_landmarks(train_files + val_files, data.landmarks, data.landmark_size, cache_out)
@@ -220,6 +257,7 @@ class Trainer:
             self.sampler.set_epoch(self.epoch)
             self.sampler.set_start(self.batches_in_epoch * opt.train_data.batch_size)
             for batch in self.loader:
+                self.model.iteration = self.iteration
                 last = self.model.optimize_parameters(batch)
                 self.model.step_schedulers()
                 self.iteration += 1
@@ -263,9 +301,9 @@ class Trainer:
         if self.info.is_main:
             metrics, images = self.model.validate(self.val_loader, keep_images=self.options.val.num_save_images)
             loss[0] = metrics['recon_loss']
-            logger.info('validation at iter %d: recon_loss %.4f PSNR %.3f dB SSIM %.4f (component boxes %.3f dB)',
-                        self.iteration, metrics['recon_loss'], metrics['psnr'], metrics['ssim'],
-                        metrics['component_psnr'])
+            logger.info('validation at iter %d: recon_loss %.4f PSNR %.3f dB SSIM %.4f (component boxes %.3f dB, '
+                        'detail ratio %.3f)', self.iteration, metrics['recon_loss'], metrics['psnr'], metrics['ssim'],
+                        metrics['component_psnr'], metrics['detail_ratio'])
             for name, lq, out, gt in images:
                 with atomic_path(self.exp_dir / 'visualization' / str(self.iteration) / f'{name}.png') as tmp:
                     cv2.imwrite(str(tmp), cv2.cvtColor(np.hstack([lq, out, gt]), cv2.COLOR_RGB2BGR))
@@ -312,9 +350,11 @@ class Trainer:
         self.info.barrier()
 
     def close(self) -> None:
-        """End the process group and detach this run's log handlers."""
+        """End the process group, release the experiment's lock and detach this run's log handlers."""
         if self.info.enabled and dist.is_initialized():
             dist.destroy_process_group()
+        if self._lock is not None:
+            self._lock.release()
         root = logging.getLogger()
         for handler in list(root.handlers):
             if getattr(handler, '_dfdnet', False):

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from dfdnet.data.degradations import to_uint8
-from dfdnet.metrics import calculate_psnr, calculate_ssim, component_mask, masked_psnr
+from dfdnet.metrics import calculate_psnr, calculate_ssim, component_mask, detail_ratio, masked_psnr
 
 
 def tensor_to_uint8(img: torch.Tensor) -> np.ndarray:
@@ -29,19 +29,24 @@ class ValidationScores:
 
     ``component_psnr``: PSNR inside the union of the face's component boxes (``dfdnet.metrics.component_mask``),
     where the dictionaries act (about 12 % of a 512-px aligned face); NaN for a face whose boxes
-    all lie outside the image.
+    all lie outside the image. ``detail_ratio``: fine-detail energy inside those boxes over the
+    ground truth's (``dfdnet.metrics.detail_ratio``; 1 = as detailed as the truth), NaN likewise.
     """
     psnr: list = field(default_factory=list)
     ssim: list = field(default_factory=list)
     component_psnr: list = field(default_factory=list)
+    detail_ratio: list = field(default_factory=list)
     recon_loss: list = field(default_factory=list)
     groups: list = field(default_factory=list)
     images: list = field(default_factory=list)
 
     def means(self) -> dict:
-        """{'psnr', 'ssim', 'component_psnr'[, 'recon_loss']}: means over the faces."""
+        """{'psnr', 'ssim', 'component_psnr'[, 'recon_loss']}: means over the faces;
+        'detail_ratio': the median over the faces (a ratio)."""
+        ratios = [v for v in self.detail_ratio if not np.isnan(v)]
         means = {'psnr': float(np.mean(self.psnr)), 'ssim': float(np.mean(self.ssim)),
-                 'component_psnr': _mean_of_numbers(self.component_psnr)}
+                 'component_psnr': _mean_of_numbers(self.component_psnr),
+                 'detail_ratio': float(np.median(ratios)) if ratios else float('nan')}
         if self.recon_loss:
             means['recon_loss'] = float(np.mean(self.recon_loss))
         return means
@@ -74,6 +79,7 @@ def score_generator(net_g, loader, device='cpu', recon_loss=None, autocast=conte
             scores.ssim.append(calculate_ssim(out_img, gt_img))
             mask = component_mask(batch['boxes'][i], *gt_img.shape[:2])
             scores.component_psnr.append(masked_psnr(out_img, gt_img, mask) if mask.any() else float('nan'))
+            scores.detail_ratio.append(detail_ratio(out_img, gt_img, mask) if mask.any() else float('nan'))
             scores.groups.append(batch['group'][i] if 'group' in batch else 'all')
             if recon_loss is not None:
                 scores.recon_loss.append(float(recon_loss(output[i:i + 1], gt[i:i + 1])[0]))

@@ -16,6 +16,7 @@ RELEASED_DICT_DIR = Path('DictionaryCenter512')
 PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
 PASTE_MASKS = ('face', 'released')  # dfdnet.face.paste.face_mask / soft_mask
 PASTE_TRANSFORMS = ('inverse', 'released')  # dfdnet.face.alignment.alignment_transforms (kept light: no cv2 here)
+MAX_DETECTOR_UPSAMPLE = 3  # 64 times the photo's pixels
 RESAMPLINGS = ('auto', 'bilinear', 'bicubic')  # dfdnet.face.alignment.RESAMPLING, or chosen by the model
 
 
@@ -42,13 +43,23 @@ class RestoreOptions:
     dict_dir: Path | None = option(None, 'component dictionaries: a DictionaryCenter512 folder or the BasicSR .pth '
                                    f"(default: {RELEASED_DICT_DIR} with the released checkpoint, else the shipped "
                                    "model's)", group='model')
+    fidelity: float | None = option(None, 'detail against faithfulness, in [0, 1]: 1 = the PSNR-trained generator '
+                                    '(smooth, faithful), 0 = its adversarial fine-tune (sharpest); between, their '
+                                    "weights interpolated (ESRGAN's network interpolation). Default: the model "
+                                    "folder's chosen value (model.json; the shipped model's is in "
+                                    'docs/default_model.md)', group='model')
+    sharp_checkpoint: Path | None = option(None, 'the adversarial fine-tune of --checkpoint that --fidelity '
+                                           'interpolates towards (default: net_g_sharp.pth beside the checkpoint, '
+                                           'as in the shipped model)', group='model')
     batch_size: int = option(4, 'faces per generator forward', group='model')
     precision: str = option('auto', 'auto: bf16 where the hardware has it natively (CUDA with bf16, a CPU with '
                             'AMX-BF16 or AVX512-BF16), else fp32; the log says which ran', choices=PRECISIONS,
                             group='model')
     detector: str = option('hog', 'dlib detector: hog (fast) or cnn (MMOD: finds harder faces, slow on CPU)',
                            choices=('hog', 'cnn'), group='faces')
-    detector_upsample: int = option(1, 'times dlib doubles the image before detecting (1 as released)', group='faces')
+    detector_upsample: int = option(1, 'times dlib doubles the image before detecting (1 as released; at most 3: each '
+                                    'step quadruples the memory; counted in the 4 x --max_input_megapixels limit '
+                                    'of the image the detector sees)', group='faces')
     only_largest_face: bool = option(False, 'restore only the largest face of each image', group='faces')
     aligned: bool = option(False, 'inputs are aligned faces: no detection, no paste-back', group='faces')
     landmarks_dir: Path | None = option(None, 'with --aligned: folder of released <image file name>.txt files, 68 '
@@ -89,7 +100,7 @@ class RestoreOptions:
 
     def __post_init__(self):
         for name in ('test_path', 'results_dir', 'checkpoint', 'dict_dir', 'landmarks_dir', 'landmark_weights',
-                     'template_path'):
+                     'template_path', 'sharp_checkpoint'):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, Path(value))
@@ -99,8 +110,13 @@ class RestoreOptions:
             raise ValueError(f'--upscale_factor must be >= 1, got {self.upscale_factor}')
         if self.max_input_megapixels < 0 or self.max_output_megapixels < 0:
             raise ValueError('--max_input_megapixels and --max_output_megapixels must be >= 0 (0 = no limit)')
+        if self.fidelity is not None and not 0.0 <= self.fidelity <= 1.0:
+            raise ValueError(f'--fidelity must be within [0, 1], got {self.fidelity}')
         if self.batch_size < 1:
             raise ValueError(f'--batch_size must be >= 1, got {self.batch_size}')
+        if not 0 <= self.detector_upsample <= MAX_DETECTOR_UPSAMPLE:  # each step quadruples the detector's image
+            raise ValueError(f'--detector_upsample must be within [0, {MAX_DETECTOR_UPSAMPLE}], got '
+                             f'{self.detector_upsample}')
 
 
 def check_run_paths(test_path, results_dir) -> None:

@@ -20,10 +20,10 @@ import numpy as np
 from dfdnet.face.paste import face_mask, paste_faces
 from dfdnet.pipeline.faces import FacePreparer, PreparedFace, SkippedFace
 from dfdnet.pipeline.options import PASTE_MASKS, RELEASED_CHECKPOINT, RELEASED_DICT_DIR, RestoreOptions
-from dfdnet.pipeline.restorer import CropRestorer
+from dfdnet.pipeline.restorer import NOT_FINITE, CropRestorer
 from dfdnet.pipeline.summary import StageTimer
 from dfdnet.utils.device import select_device
-from dfdnet.utils.image_io import ImageSizeError, to_rgb8
+from dfdnet.utils.image_io import ImageSizeError, check_image_array, to_rgb8
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,35 @@ def resolve_model_paths(checkpoint=None, dict_dir=None, released_checkpoint=RELE
     return Path(released_checkpoint), Path(released_dict_dir), 'the released DFDNet weights'
 
 
+def resolve_fidelity(checkpoint, fidelity=None, sharp_checkpoint=None) -> tuple:
+    """(sharp checkpoint or None, fidelity) for ``load_generator``'s network interpolation.
+
+    A model folder (the shipped one, or one written by ``dfdnet-export-model --sharp_checkpoint``)
+    holds ``net_g_sharp.pth`` beside its ``net_g.pth`` and its default fidelity in ``model.json``.
+    ``ValueError`` when a fidelity below 1 is asked of a model without a sharp counterpart.
+    """
+    import json
+
+    checkpoint = Path(checkpoint)
+    default = 1.0
+    if sharp_checkpoint is None:
+        candidate, record = checkpoint.parent / 'net_g_sharp.pth', checkpoint.parent / 'model.json'
+        if candidate.is_file() and checkpoint.name == 'net_g.pth':
+            sharp_checkpoint = candidate
+            if record.is_file():
+                try:
+                    default = float(json.loads(record.read_text()).get('fidelity', {}).get('default', 1.0))
+                except (ValueError, AttributeError, TypeError) as exc:
+                    raise ValueError(f'{record}: cannot read its default fidelity ({exc})') from exc
+    elif fidelity is None:
+        raise ValueError('--sharp_checkpoint needs --fidelity (1 = --checkpoint, 0 = --sharp_checkpoint)')
+    fidelity = default if fidelity is None else float(fidelity)
+    if sharp_checkpoint is None and fidelity < 1.0:
+        raise ValueError(f'--fidelity {fidelity:g} needs a sharp counterpart of {checkpoint}: the shipped model has '
+                         'one; for other models give --sharp_checkpoint')
+    return (Path(sharp_checkpoint) if sharp_checkpoint is not None else None), fidelity
+
+
 def resolve_resampling(choice: str, checkpoint_format: str | None = None) -> str:
     """The photo pipeline's resampling kernel: ``choice`` unless it is 'auto', which is bicubic for a
     checkpoint of this project's format (its training resizes degraded faces back with bicubic, and
@@ -82,9 +111,16 @@ def build_preparer(options: RestoreOptions, face_size: int, device: str = 'cpu',
     resampling = resampling or resolve_resampling(options.resampling)
     if options.aligned:
         return FacePreparer(face_size, landmarks68, template=template, resampling=resampling)
-    return FacePreparer(face_size, landmarks68, detector=FaceDetector(options.detector, options.detector_upsample),
+    detector = FaceDetector(options.detector, options.detector_upsample, max_pixels=detector_pixel_limit(options))
+    return FacePreparer(face_size, landmarks68, detector=detector,
                         landmarks5=DlibLandmarker(5), template=template, only_largest=options.only_largest_face,
                         resampling=resampling, paste_transform=options.paste_transform)
+
+
+def detector_pixel_limit(options: RestoreOptions) -> float:
+    """The largest image the detector may work on, upsampling included: that of the largest input
+    ``--max_input_megapixels`` lets in at the released one upsampling step (0 = no limit)."""
+    return 4.0 * options.max_input_megapixels * 1e6
 
 
 @dataclass
@@ -134,14 +170,15 @@ class PhotoRestorer:
         options = RestoreOptions() if options is None else options
         device = select_device(options.device)
         checkpoint, dict_dir, source = resolve_model_paths(options.checkpoint, options.dict_dir)
+        sharp_checkpoint, fidelity = resolve_fidelity(checkpoint, options.fidelity, options.sharp_checkpoint)
         generator = load_generator(checkpoint, dict_dir, device=device, dft_levels=dft_levels,
-                                   precision=options.precision)
+                                   precision=options.precision, sharp_checkpoint=sharp_checkpoint, fidelity=fidelity)
         config = generator.config
         core = f', {config.core_size}-px core' if config.core_size != config.image_size else ''
         resampling = resolve_resampling(options.resampling, generator.checkpoint_format)
         description = (f'{source}: {checkpoint} + {dict_dir} (DFDNet{config.image_size}{core}, width '
                        f'{config.width}, DFT levels {list(config.dft_levels)}; {generator.precision} on {device}; '
-                       f'{resampling} resampling)')
+                       f'{resampling} resampling' + (f'; fidelity {fidelity:g}' if sharp_checkpoint else '') + ')')
         preparer = build_preparer(options, config.image_size, device, resampling)
         return cls(preparer, CropRestorer(generator, device=device, batch_size=options.batch_size,
                                           color_fix=options.color_fix),
@@ -153,7 +190,11 @@ class PhotoRestorer:
 
     def check_output_size(self, image_shape) -> None:
         """Raise ``ImageSizeError`` when the upscaled result of an (H, W[, C]) image would exceed
-        ``max_output_megapixels`` (0 = no limit), before any work on it."""
+        ``max_output_megapixels`` (0 = no limit), or the detector's upsampled image its limit
+        (``FaceDetector.check_size``), before any work on it."""
+        detector = getattr(self.preparer, 'detector', None)
+        if detector is not None and hasattr(detector, 'check_size'):
+            detector.check_size(image_shape)
         height, width = (int(v) * self.upscale_factor for v in image_shape[:2])
         if self.max_output_megapixels and height * width > self.max_output_megapixels * 1e6:
             raise ImageSizeError(f'the result would be {width}x{height} px ({height * width / 1e6:.0f} MP), more than the '
@@ -170,20 +211,25 @@ class PhotoRestorer:
 
     def enhance(self, image: np.ndarray, timer: StageTimer | None = None) -> RestoredPhoto:
         """Restore every face of ``image``: (H, W, 3) RGB or (H, W) grey, uint8 or uint16."""
-        image = np.asarray(image)
+        image = check_image_array(image)
         self.check_output_size(image.shape)
         faces, skipped, _ = self.preparer.faces_in_image(to_rgb8(image), self.upscale_factor, timer)
+        restored = self.restorer.restore([f.crop for f in faces], [f.boxes for f in faces]) if faces else []
+        skipped += [SkippedFace(f.index, NOT_FINITE) for f, r in zip(faces, restored) if r is None]
+        faces, restored = [f for f, r in zip(faces, restored) if r is not None], [r for r in restored if r is not None]
         for skip in skipped:
             logger.warning('face %02d skipped: %s', skip.index, skip.reason)
-        restored = self.restorer.restore([f.crop for f in faces], [f.boxes for f in faces]) if faces else []
         return RestoredPhoto(self.paste(image, faces, restored), faces, restored, skipped)
 
     def enhance_aligned(self, face: np.ndarray, landmarks68=None) -> np.ndarray:
         """Restore one aligned face ((S, S, 3) uint8 RGB; 68 landmarks in its pixels, or found);
         returns the (face_size, face_size, 3) uint8 RGB restored face."""
-        prepared: PreparedFace = self.preparer.aligned_face(to_rgb8(np.asarray(face)), landmarks68)
-        return self.restorer.restore([prepared.crop], [prepared.boxes])[0]
+        prepared: PreparedFace = self.preparer.aligned_face(to_rgb8(check_image_array(face)), landmarks68)
+        restored = self.restorer.restore([prepared.crop], [prepared.boxes])[0]
+        if restored is None:
+            raise ValueError(NOT_FINITE)
+        return restored
 
 
-__all__ = ['PhotoRestorer', 'RestoredPhoto', 'SkippedFace', 'build_preparer', 'resolve_model_paths',
-           'resolve_resampling', 'shipped_model_dir']
+__all__ = ['PhotoRestorer', 'RestoredPhoto', 'SkippedFace', 'build_preparer', 'resolve_fidelity',
+           'resolve_model_paths', 'resolve_resampling', 'shipped_model_dir']

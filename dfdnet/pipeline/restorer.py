@@ -11,6 +11,8 @@ from dfdnet.face.color import COLOR_FIXES, color_fix
 
 logger = logging.getLogger(__name__)
 
+NOT_FINITE = "the network's output is not finite (NaN or Inf: broken weights?); the face is not pasted"
+
 
 def crops_to_tensor(crops, device) -> torch.Tensor:
     """(S, S, 3) uint8 RGB crops -> (B, 3, S, S) float32 in [-1, 1] on ``device``."""
@@ -52,7 +54,9 @@ class CropRestorer:
     def restore(self, crops, boxes) -> list:
         """Restore faces: crops list of (S, S, 3) uint8 RGB, boxes list of (4, 4) int.
 
-        Returns the restored (S, S, 3) uint8 RGB faces in the same order.
+        Returns the restored (S, S, 3) uint8 RGB faces in the same order; None in place of a face
+        whose output holds NaN or Inf (it would come out black or grey: ``NOT_FINITE``), which the
+        caller skips and reports.
         """
         if len(crops) != len(boxes):
             raise ValueError(f'{len(crops)} crops but {len(boxes)} box sets')
@@ -69,7 +73,10 @@ class CropRestorer:
                 box_tensor = torch.as_tensor(np.stack(boxes), dtype=torch.long, device=self.device)
                 output = self.generator(images, box_tensor)
                 self.forward_calls += 1
-            return [color_fix(face, crop, self.color_fix) for face, crop in zip(tensor_to_faces(output), crops)]
+                finite = torch.isfinite(output).flatten(1).all(dim=1).tolist()
+                output = torch.nan_to_num(output) if not all(finite) else output  # those faces are dropped
+            return [color_fix(face, crop, self.color_fix) if ok else None
+                    for face, crop, ok in zip(tensor_to_faces(output), crops, finite)]
         except RuntimeError as exc:
             if len(crops) == 1 or not _is_out_of_memory(exc):
                 raise

@@ -17,6 +17,10 @@ from tqdm import tqdm
 from dfdnet.face.landmarks import LandmarkError, landmark_file_for, read_landmarks, write_landmarks
 from dfdnet.pipeline.options import RestoreOptions
 from dfdnet.pipeline.photo import PhotoRestorer
+from dfdnet.pipeline.restorer import NOT_FINITE
+from dfdnet.pipeline.results_folder import (STEP_AFFINE, STEP_CROP, STEP_FINAL, STEP_INPUT, STEP_LANDMARKS,  # noqa: F401
+                                            STEP_RESTORED, STEPS, check_output_folders, remove_earlier_face_files,
+                                            results_lock)
 from dfdnet.pipeline.summary import RunSummary, StageTimer
 from dfdnet.utils.files import atomic_path, remove_stale_temporaries
 from dfdnet.utils.html import ImageRow, write_results_page
@@ -25,14 +29,6 @@ from dfdnet.utils.image_io import (ImageReadError, ImageSizeError, list_images, 
 from dfdnet.utils.video_io import VideoReadError, is_video_file
 
 logger = logging.getLogger(__name__)
-
-STEP_INPUT = 'Step0_Input'
-STEP_CROP = 'Step1_CropImg'
-STEP_AFFINE = 'Step1_AffineParam'
-STEP_LANDMARKS = 'Step2_Landmarks'
-STEP_RESTORED = 'Step3_RestoreCropFace'
-STEP_FINAL = 'Step4_FinalResults'
-STEPS = (STEP_INPUT, STEP_CROP, STEP_AFFINE, STEP_LANDMARKS, STEP_RESTORED, STEP_FINAL)
 
 
 def is_restore_input(path) -> bool:
@@ -86,15 +82,21 @@ class ImageJob:
 
 class FolderRestoration:
     """Runs ``options`` over files with the steps of a ``PhotoRestorer`` (detect and align, restore,
-    paste back), batching faces across photos and writing the released output folders."""
+    paste back), batching faces across photos and writing the released output folders.
 
-    def __init__(self, options: RestoreOptions, photo_restorer: PhotoRestorer):
+    exclusive: the caller holds the results folder's lock (``results_lock``), so no other run writes
+    there and every temporary file in it is a killed run's, removed whatever its age.
+    """
+
+    def __init__(self, options: RestoreOptions, photo_restorer: PhotoRestorer, exclusive: bool = False):
         self.options = options
+        self.exclusive = exclusive
         self.photo_restorer = photo_restorer
         self.layout = OutputLayout(options.results_dir, options.ext)
         self.timer = StageTimer()
         self.summary = RunSummary(device=str(self.photo_restorer.restorer.device))
         self.rows: dict = {}
+        self._keys = frozenset()  # the output keys of this run's inputs
         self._bar = None
 
     def run(self, paths=None) -> RunSummary:
@@ -102,8 +104,10 @@ class FolderRestoration:
         opts = self.options
         start = time.perf_counter()
         paths = list_restore_inputs(opts.test_path, exclude=opts.results_dir) if paths is None else list(paths)
-        remove_stale_temporaries(opts.results_dir)
+        check_output_folders(opts.test_path, opts.results_dir)
+        remove_stale_temporaries(opts.results_dir, min_age_s=0.0 if self.exclusive else 600.0)  # logs how many
         keys = output_keys(paths, opts.test_path)
+        self._keys = frozenset(keys.values())
         self.summary.images_total = len(paths)
         queue: list = []
         with tqdm(total=len(paths), desc='images', unit='img', dynamic_ncols=True) as self._bar:
@@ -132,6 +136,10 @@ class FolderRestoration:
     def _prepare(self, path: Path, key: str) -> ImageJob | None:
         opts, timer = self.options, self.timer
         self.rows[path] = ImageRow(name=key)
+        # aligned mode names a face's files by the photo's key alone: another input's files may then look like these
+        removed = remove_earlier_face_files(opts.results_dir, key, self._keys if opts.aligned else frozenset())
+        if removed:
+            logger.info('%s: removed %d per-face file(s) of an earlier run in %s', path, removed, opts.results_dir)
         try:
             with timer('read'):
                 image = read_image(path, max_pixels=opts.max_input_megapixels * 1e6)
@@ -194,10 +202,15 @@ class FolderRestoration:
         logger.info('%s: %d frames, %d faces restored in %.1f s (%.2f frames/s); audio %s -> %s', path, result.frames,
                     result.faces_restored, result.seconds, result.fps, result.audio or 'none', output)
         row.video = output
+        self.summary.videos.append({'path': str(path), **result.to_dict()})
+        if result.cut_short:  # the rest of the file is missing or undecodable: a failure, not a shorter video
+            self._fail(path, f'only {result.frames} of the {result.frames_expected} frames that the container '
+                             f'announces could be decoded (the file is cut short or damaged); the {result.frames} '
+                             f'restored frames are in {output}')
+            return
         row.caption = (f'video ({result.input_description}): {result.frames} frames, {result.faces_restored} faces, '
                     f'{result.fps:.2f} frames/s')
         summary = self.summary
-        summary.videos.append({'path': str(path), **result.to_dict()})
         summary.images_done += 1
         summary.faces_detected += result.faces_restored + result.faces_skipped
         summary.faces_restored += result.faces_restored
@@ -259,6 +272,11 @@ class FolderRestoration:
         for (job, face), restored in zip(batch, outputs):
             if job.failed:
                 continue
+            if restored is None:  # NaN or Inf out of the network: never pasted
+                self._skip_face(job, face, NOT_FINITE)
+                if len(job.restored) == len(job.faces):
+                    self._finish(job)
+                continue
             job.restored[face.index] = restored
             try:
                 with self.timer('write'):
@@ -271,6 +289,14 @@ class FolderRestoration:
                 continue
             if len(job.restored) == len(job.faces):
                 self._finish(job)
+
+    def _skip_face(self, job: ImageJob, face, reason: str) -> None:
+        """Leave ``face`` out of ``job`` (not pasted), reported as skipped."""
+        logger.warning('%s: face %02d skipped: %s', job.path, face.index, reason)
+        job.faces = [f for f in job.faces if f.index != face.index]
+        self.summary.faces_skipped.append({'image': str(job.path), 'face': face.index, 'reason': reason})
+        row = self.rows[job.path]
+        row.note = f'{row.note}; face {face.index:02d} skipped' if row.note else f'face {face.index:02d} skipped'
 
     def _finish(self, job: ImageJob) -> None:
         try:

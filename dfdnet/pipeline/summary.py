@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dfdnet.utils.files import atomic_path
+from dfdnet.utils.text import printable
 
 
 class StageTimer:
@@ -78,7 +79,7 @@ class RunSummary:
         return path
 
     def format(self) -> str:
-        """A few human-readable lines for the end of a run."""
+        """A few human-readable lines for the end of a run (control characters escaped)."""
         lines = [f'images: {self.images_total} ({self.images_done} done, {len(self.failed)} failed, '
                  f'{len(self.images_without_face)} without a face)',
                  f'faces: {self.faces_detected} detected, {self.faces_restored} restored, '
@@ -94,7 +95,7 @@ class RunSummary:
                          f"{video['audio'] or 'none'} -> {video['output']}")
         for path, reason in self.failed.items():
             lines.append(f'FAILED {path}: {reason}')
-        return '\n'.join(lines)
+        return '\n'.join(printable(line) for line in lines)  # a file name's newline or escape code shown escaped
 
 
 def _round(value):

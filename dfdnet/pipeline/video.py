@@ -19,7 +19,9 @@ from tqdm import tqdm
 from dfdnet.face.landmarks import LandmarkError
 from dfdnet.face.tracking import FaceTracker
 from dfdnet.pipeline.photo import PhotoRestorer
+from dfdnet.pipeline.restorer import NOT_FINITE
 from dfdnet.pipeline.summary import StageTimer
+from dfdnet.utils.text import printable
 from dfdnet.utils.video_io import DecodedFrame, VideoReader, VideoWriter
 
 logger = logging.getLogger(__name__)
@@ -29,9 +31,11 @@ logger = logging.getLogger(__name__)
 class VideoResult:
     """What one video gave: frames written, faces restored and skipped (detected but unusable),
     seconds of work (model loading excluded), how the audio went (None, 'copied' or 'aac'),
-    the output path and the first frame before and after (RGB uint8, for a poster)."""
+    the output path and the first frame before and after (RGB uint8, for a poster);
+    frames_expected: the container's frame count (0 when it does not say)."""
     output: Path
     frames: int = 0
+    frames_expected: int = 0
     faces_restored: int = 0
     faces_skipped: int = 0
     seconds: float = 0.0
@@ -41,11 +45,17 @@ class VideoResult:
     first_output: np.ndarray | None = None
 
     @property
+    def cut_short(self) -> bool:
+        """True when fewer frames were decoded than the container announces (a truncated file)."""
+        return 0 < self.frames < self.frames_expected
+
+    @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict:
-        return {'output': str(self.output), 'frames': self.frames, 'faces_restored': self.faces_restored,
+        return {'output': str(self.output), 'frames': self.frames, 'frames_expected': self.frames_expected,
+                'faces_restored': self.faces_restored,
                 'faces_skipped': self.faces_skipped, 'seconds': round(self.seconds, 3),
                 'frames_per_second': round(self.fps, 3), 'audio': self.audio, 'input': self.input_description}
 
@@ -55,6 +65,7 @@ class _FrameJob:
     frame: DecodedFrame
     faces: list
     restored: dict = field(default_factory=dict)
+    skipped: int = 0  # faces whose output was not finite
 
     @property
     def done(self) -> bool:
@@ -92,12 +103,13 @@ class VideoRestoration:
             photo.check_output_size((info.height, info.width))
             up = photo.upscale_factor
             writer = VideoWriter(output, info, info.width * up, info.height * up, audio=reader.audio)
-            result = VideoResult(Path(output), audio=writer.audio_mode, input_description=info.describe())
+            result = VideoResult(Path(output), audio=writer.audio_mode, input_description=info.describe(),
+                                 frames_expected=info.frames)
             tracker = FaceTracker() if self.smooth else None
             pending: deque = deque()
             queue: list = []
             try:
-                with tqdm(total=info.frames or None, desc=Path(path).name, unit='frame', dynamic_ncols=True,
+                with tqdm(total=info.frames or None, desc=printable(Path(path).name), unit='frame', dynamic_ncols=True,
                           leave=False) as bar:
                     for item in reader:
                         if not isinstance(item, DecodedFrame):
@@ -151,7 +163,12 @@ class VideoRestoration:
         with self.timer('restore'):
             outputs = self.photo_restorer.restorer.restore([f.crop for _, f in batch], [f.boxes for _, f in batch])
         for (job, face), restored in zip(batch, outputs):
-            job.restored[face.index] = restored
+            if restored is None:  # NaN or Inf out of the network: never pasted
+                logger.warning('frame %d, face %02d skipped: %s', job.frame.index, face.index, NOT_FINITE)
+                job.faces = [f for f in job.faces if f.index != face.index]
+                job.skipped += 1
+            else:
+                job.restored[face.index] = restored
         return rest
 
     def _emit_done(self, pending: deque, writer: VideoWriter, result: VideoResult, bar) -> None:
@@ -170,4 +187,5 @@ class VideoRestoration:
                 result.first_input, result.first_output = job.frame.rgb, final
             result.frames += 1
             result.faces_restored += len(job.faces)
+            result.faces_skipped += job.skipped
             bar.update(1)

@@ -46,14 +46,15 @@ def atomic_path(path):
 
 def remove_stale_temporaries(folder, min_age_s: float = 600.0) -> int:
     """Delete the temporary files that a killed ``atomic_path`` writer left under ``folder``
-    (recursively), if older than ``min_age_s`` (a live writer's file is younger); returns how many."""
+    (recursively), if at least ``min_age_s`` old (a live writer's file is younger; 0 = all of them,
+    for a caller that holds the folder's lock); returns how many."""
     folder = Path(folder)
     if not folder.is_dir():
         return 0
     now, removed = time.time(), 0
     for path in folder.rglob('.*.tmp*'):
         try:
-            if _TEMPORARY.match(path.name) and path.is_file() and now - path.stat().st_mtime > min_age_s:
+            if _TEMPORARY.match(path.name) and path.is_file() and now - path.stat().st_mtime >= min_age_s:
                 path.unlink()
                 removed += 1
         except OSError as exc:

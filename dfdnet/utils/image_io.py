@@ -53,8 +53,8 @@ def looks_like_image(path) -> bool:
 def list_images(root, exclude=None, include=None) -> list:
     """Image files under ``root`` (searched recursively, sorted), or ``[root]`` for a single file.
 
-    Image-like files of kinds that may not decode (e.g. .heic) are listed too: ``read_image`` then
-    reports them. ``exclude``: a folder whose contents are skipped (e.g. a results folder in ``root``);
+    Image-like files of kinds that may not decode (e.g. .heic), and image-named links that cannot be
+    followed (dangling, or looping), are listed too: ``read_image`` then reports them. ``exclude``: a folder whose contents are skipped (e.g. a results folder in ``root``);
     ``include``: the test of a file's name (default ``looks_like_image``).
     For a dataset's flat folders of faces, see ``list_face_images``.
     """
@@ -67,12 +67,29 @@ def list_images(root, exclude=None, include=None) -> list:
     include = looks_like_image if include is None else include
     found = []
     for path in sorted(root.rglob('*')):
-        if not path.is_file() or not include(path) or path.name.startswith('.'):
+        if not include(path) or path.name.startswith('.'):
             continue
-        if exclude is not None and exclude in path.resolve().parents:
+        broken = is_broken_link(path)
+        if not path.is_file() and not broken:
+            continue
+        if exclude is not None and exclude in _resolved(path).parents:
             continue
         found.append(path)
     return found
+
+
+def is_broken_link(path) -> bool:
+    """True for a symbolic link that cannot be followed: its target is missing, or links loop."""
+    path = Path(path)
+    return path.is_symlink() and not path.exists()
+
+
+def _resolved(path: Path) -> Path:
+    """``path`` resolved; a looping link resolves as far as it can (to its own folder)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return path.parent.resolve() / path.name
 
 
 def list_face_images(folders) -> list:
@@ -176,6 +193,8 @@ def read_image(path, max_pixels: float | None = None) -> np.ndarray:
     ``max_pixels`` pixels (checked from the header before decoding where the header can be read).
     """
     path = Path(path)
+    if is_broken_link(path):
+        raise ImageReadError(f'{path}: a link that cannot be followed (its target is missing, or links loop)')
     if not path.is_file():
         raise ImageReadError(f'{path}: no such image file')
     if path.stat().st_size == 0:
@@ -242,6 +261,22 @@ def write_image(path, image: np.ndarray) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(payload)
     return path
+
+
+def check_image_array(image, what: str = 'image') -> np.ndarray:
+    """``image`` as an array if it is one this project processes: (H, W) grey, (H, W, 3) RGB or
+    (H, W, 4) RGBA, uint8 or uint16, at least 1 x 1 px; else ``ValueError`` saying what it is."""
+    array = np.asarray(image)
+    if array.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f'{what}: expected uint8 or uint16 pixels, got {array.dtype} (shape {array.shape})')
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (1, 3, 4))):
+        raise ValueError(f'{what}: expected (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA pixels, got shape '
+                         f'{array.shape}')
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if min(array.shape[:2]) < 1:
+        raise ValueError(f'{what}: the image is empty (shape {array.shape})')
+    return array
 
 
 def to_8bit(image: np.ndarray) -> np.ndarray:

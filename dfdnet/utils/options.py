@@ -107,7 +107,15 @@ def apply_overrides(data: dict, overrides) -> dict:
             if '=' not in item:
                 raise OptionsError(f'override {item!r} is not of the form key.path=value')
             key, raw = item.split('=', 1)
-            items.append((key.strip(), yaml.safe_load(raw)))
+            try:
+                value = yaml.safe_load(raw)
+            except yaml.YAMLError as exc:
+                problem = ' '.join(str(getattr(exc, 'problem', None) or 'not a YAML value').split())
+                raise OptionsError(f'override {item!r}: the value is not valid YAML ({problem}); quote text '
+                                   "values, e.g. --set 'name=\"a: b\"'") from exc
+            if not key.strip():
+                raise OptionsError(f'override {item!r} has no key (expected key.path=value)')
+            items.append((key.strip(), value))
     for key, value in items:
         *parents, leaf = key.split('.')
         node = data

@@ -76,6 +76,8 @@ class VideoReader:
 
     def __init__(self, path):
         self.path = Path(path)
+        if self.path.is_symlink() and not self.path.exists():
+            raise VideoReadError(f'{self.path}: a link that cannot be followed (its target is missing, or links loop)')
         try:
             import av
         except ImportError as exc:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from dfdnet.cli.align_faces import main as align_main
-from dfdnet.cli.make_figure import face_pairs, make_grid
+from dfdnet.cli.make_figure import compare_rows, face_pairs, make_grid
+from dfdnet.cli.make_figure import main as figure_main
 
 
 def test_align_faces_writes_aligned_crops_and_reports_bad_files(shared_data, tmp_path, caplog):
@@ -49,6 +50,21 @@ def test_face_pairs_and_grid_layout(tmp_path):
     assert grid[24, 4 + 5, 0] == 10 and grid[24, 4 + 32 + 4 + 5, 0] == 200  # input left, restored right
     with pytest.raises(ValueError, match='no face pairs'):
         make_grid([])
+    # the same faces from another run (e.g. another --fidelity) as a third column
+    other = tmp_path / 'other'
+    (other / 'Step3_RestoreCropFace').mkdir(parents=True)
+    for name in ('a_00.png', 'a_01.png'):
+        cv2.imwrite(str(other / 'Step3_RestoreCropFace' / name), np.full((256, 256, 3), 120, np.uint8))
+    rows = compare_rows(face_pairs(whole), [('fidelity 1', other)])
+    grid = make_grid(rows, tile=32, pairs_per_row=1, gap=4, labels=('input', 'default', 'fidelity 1'))
+    assert grid.shape == (24 + 2 * (32 + 4) + 4, 3 * 32 + 4 * 4, 3)
+    assert [grid[24, 4 + k * 36 + 5, 0] for k in range(3)] == [10, 200, 120]
+    with pytest.raises(ValueError, match='f.png is missing from'):
+        compare_rows(face_pairs(aligned), [('fidelity 1', other)])
+    out = tmp_path / 'fig.png'
+    assert figure_main(['--results', str(whole), '--compare', f'fidelity 1={other}', '--label', 'default',
+                        '--tile', '32', '--per_row', '1', '--out', str(out)]) == 0
+    assert cv2.imread(str(out)).shape == (24 + 2 * 38 + 6, 3 * 38 + 6, 3)  # the CLI's gap is 6
 
 
 def test_aligned_landmarks_scale_with_the_face(shared_data):

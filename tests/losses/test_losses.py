@@ -3,11 +3,12 @@ import pytest
 import torch
 from torch import nn
 
-from dfdnet.archs.discriminator import MultiScaleDiscriminator
+from dfdnet.archs.discriminator import ComponentDiscriminator, MultiScaleDiscriminator
 from dfdnet.archs.vgg import VGGEncoder, vgg_layer_names
 from dfdnet.errors import CheckpointError
 from dfdnet.archs.vgg import load_vgg_encoder
-from dfdnet.losses import ReconstructionLoss, hinge_d_loss, hinge_g_loss
+from dfdnet.losses import ReconstructionLoss, feature_matching_loss, hinge_d_loss, hinge_g_loss
+from dfdnet.losses.reconstruction import gram_matrix, style_loss
 
 
 def test_hinge_d_loss_known_values():
@@ -119,3 +120,62 @@ def test_psnr_pixel_loss_weighs_every_face_in_db():
         ReconstructionLoss(torch.nn.Identity(), 1.0, (0.0,) * 4, pixel_loss='l1')
     with pytest.raises(OptionsError, match='pixel_loss'):
         TrainOptions(pixel_loss='l1')
+
+
+def test_feature_matching_loss_known_values():
+    fake = [[torch.zeros(1, 2, 2, 2), torch.ones(1, 1, 2, 2)], [torch.full((1, 1, 1, 1), 3.0)]]
+    real = [[torch.ones(1, 2, 2, 2), torch.ones(1, 1, 2, 2)], [torch.full((1, 1, 1, 1), 1.0)]]
+    # D 1: layers 1.0 and 0.0, mean over its 2 layers 0.5; D 2: 2.0; mean over the Ds 1.25
+    assert feature_matching_loss(fake, real).item() == pytest.approx(1.25)
+    leaf = torch.zeros(1, 1, 2, 2, requires_grad=True)
+    target = torch.ones(1, 1, 2, 2, requires_grad=True)
+    feature_matching_loss([[leaf]], [[target]]).backward()
+    assert target.grad is None and leaf.grad is not None  # the truth's activations are constants
+    with pytest.raises(ValueError, match='2 fake and 1 real'):
+        feature_matching_loss(fake, real[:1])
+
+
+def test_component_discriminator_crops_and_shapes():
+    torch.manual_seed(0)
+    disc = ComponentDiscriminator(('left_eye', 'mouth'), (32, 48), enlarge=1.0, base_channels=4, num_down=2).eval()
+    image = torch.zeros(2, 3, 128, 128)
+    image[:, :, 40:60, 30:50] = 1.0  # the left eye's box of both faces is all ones
+    boxes = torch.tensor([[30, 40, 50, 60], [70, 40, 90, 60], [50, 50, 70, 80], [40, 85, 90, 110]]).repeat(2, 1, 1)
+    eye, mouth = disc.crops(image, boxes)
+    assert eye.shape == (2, 3, 32, 32) and mouth.shape == (2, 3, 48, 48)
+    assert torch.allclose(eye[:, :, 2:-2, 2:-2], torch.ones(1)) and mouth.abs().max() == 0
+    logits, features = disc(image, boxes, return_features=True)
+    assert [tuple(x.shape) for x in logits] == [(2, 1, 8, 8), (2, 1, 12, 12)]
+    assert len(features) == 2 and all(len(f) == 4 for f in features)  # one per LeakyReLU
+    assert torch.equal(disc(image, boxes)[0], logits[0])
+    wider = ComponentDiscriminator(('left_eye',), (32,), enlarge=2.0, base_channels=4, num_down=2)
+    assert wider.crops(image, boxes)[0][:, :, :6].abs().max() == 0  # the enlarged box reaches past the ones
+    with pytest.raises(ValueError, match='parts must be some of'):
+        ComponentDiscriminator(('chin',), (32,))
+    with pytest.raises(ValueError, match='one crop size'):
+        ComponentDiscriminator(('left_eye', 'mouth'), (32,))
+
+
+def test_multiscale_discriminator_features_match_its_logits():
+    torch.manual_seed(0)
+    disc = MultiScaleDiscriminator((1, 2), base_channels=4, num_down=2).eval()  # no power iteration per call
+    x = torch.rand(1, 3, 32, 32)
+    logits, features = disc(x, return_features=True)
+    plain = disc(x)
+    assert all(torch.equal(a, b) for a, b in zip(logits, plain))
+    assert [len(f) for f in features] == [4, 4] and features[0][0].shape == (1, 4, 32, 32)
+
+
+def test_style_loss_sees_texture_not_its_place():
+    torch.manual_seed(0)
+    texture = torch.randn(1, 2, 16, 16)
+    shifted = torch.roll(texture, shifts=(5, 3), dims=(2, 3))  # the same texture elsewhere
+    flat = torch.zeros(1, 2, 16, 16)
+    gram = gram_matrix(texture)
+    assert gram.shape == (1, 2, 2) and gram[0, 0, 0] == pytest.approx(texture[0, 0].pow(2).mean() / 2)
+    assert style_loss([shifted], [texture], [1.0]).item() == pytest.approx(0.0, abs=1e-6)
+    assert style_loss([flat], [texture], [3.0]).item() == pytest.approx(3 * gram.abs().mean().item())
+    assert style_loss([flat], [texture], [0.0]).item() == 0.0
+    loss_fn = ReconstructionLoss(_TwoMaps(), pixel_weight=0.0, perceptual_weights=(0.0, 0.0), style_weights=(1.0, 0.0))
+    total, parts = loss_fn(torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4))
+    assert parts['l_style'].item() == pytest.approx(1 / 3) and total.item() == pytest.approx(1 / 3)

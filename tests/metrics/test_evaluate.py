@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import shutil
 
 import cv2
@@ -65,6 +66,8 @@ def test_evaluate_pairs_with_missing_and_broken_files(pair_folders, shared_data,
     # eyes, nose and mouth (the GT's component boxes) only: blur costs more there than on the whole face
     assert math.isinf(float(mine['a.png']['psnr_components']))
     assert 15 < float(b['psnr_components']) < float(b['psnr'])
+    # fine detail there against the GT's: 1 for the GT itself, a quarter left after a sigma-2 blur (256 px)
+    assert float(mine['a.png']['detail_ratio']) == pytest.approx(1.0) and float(b['detail_ratio']) < 0.4
     assert mine['c.png']['status'] == 'missing restored' and mine['c.png']['psnr'] == ''
     assert mine['extra.png']['status'] == 'missing gt' and mine['extra.png']['psnr'] == ''
     assert math.isfinite(float(mine['extra.png']['niqe']))  # no-reference metrics still computed
@@ -182,12 +185,17 @@ def test_paired_comparison_pools_settings_from_csv(tmp_path, capsys):
         paths.append(tmp_path / f'{setting}.csv')
         write_csv(rows, paths[-1])
     pooled = read_csv_rows(paths)
-    psnr, components, identity = paired_comparison(pooled, 'A', 'B')
+    psnr, components, detail, identity = paired_comparison(pooled, 'A', 'B')
     assert psnr['pairs'] == 16 and psnr['b_better'] == 16 and psnr['b_worse'] == 0
     assert psnr['mean_diff'] == pytest.approx(0.1 + 0.01 * 3.5) and psnr['p_value'] < 0.001
-    assert components == {'column': 'psnr_components', 'pairs': 0, 'mean_diff': None, 'b_better': 0,
-                          'b_worse': 0, 'p_value': None}
+    assert components == {'column': 'psnr_components', 'pairs': 0, 'mean_diff': None, 'median_ratio': None,
+                          'b_better': 0, 'b_worse': 0, 'p_value': None}
+    assert psnr['median_ratio'] == pytest.approx(np.median([r['psnr'] for r in rows if r['method'] == 'B'][:8]) /
+                                                 np.median([r['psnr'] for r in rows if r['method'] == 'A'][:8]),
+                                                 rel=0.01)
     assert (identity['b_better'], identity['b_worse']) == (14, 2)  # lower distance is better
+    assert detail['column'] == 'detail_ratio' and detail['pairs'] == 0
     assert evaluate_main(['--from-csv', *map(str, paths), '--paired', 'A', 'B']) == 0
     out = capsys.readouterr().out
-    assert '| B vs A | pairs |' in out and '| psnr ↑ | 16 | +0.1350 | 16 | 0 |' in out
+    assert '| B vs A | pairs | mean difference | median ratio |' in out
+    assert re.search(r'\| psnr ↑ \| 16 \| \+0\.1350 \| 1\.00\d \| 16 \| 0 \|', out)

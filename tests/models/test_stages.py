@@ -13,7 +13,7 @@ from dfdnet.archs.dfdnet_arch import DFDNetGenerator, GeneratorConfig
 from dfdnet.archs.vgg import VGGEncoder, tap_channels
 from dfdnet.utils.image_io import list_face_images
 from dfdnet.errors import CheckpointError
-from dfdnet.models.builders import build_discriminator, build_generator
+from dfdnet.models.builders import build_component_discriminator, build_discriminator, build_generator
 from dfdnet.models.dfdnet_model import DFDNetModel
 from dfdnet.models.options import DiscriminatorOptions, InitOptions, OptionsError, TrainOptions
 
@@ -157,3 +157,42 @@ def test_reduced_precision_inference_stays_close_to_fp32(tmp_path, shared_data):
     assert resolve_precision('auto', 'cpu') == ('bf16' if native_bf16('cpu') else 'fp32')
     with pytest.raises(ValueError, match='precision'):
         load_generator(path, dicts, precision='int8')
+
+
+def test_discriminator_warm_up_then_component_and_feature_matching_losses(tmp_path):
+    dicts = write_random_dictionaries(tmp_path / 'dict', num_atoms=3, config=SMALL)
+    net_g, _ = build_generator(SMALL, InitOptions(random_encoder_seed=0, dictionaries=str(dicts)), tmp_path, seed=0)
+    options = TrainOptions(perceptual_weights=(0, 0, 0, 0), adversarial_weights=(1, 1, 1, 1), component_weight=1.0,
+                           feature_matching_weight=10.0, d_warmup_iter=1, total_iter=4, lr_schedule='cosine')
+    disc = DiscriminatorOptions(base_channels=4, max_channels=8, components=('left_eye', 'mouth'),
+                                component_crop_sizes=(32, 48), component_base_channels=4)
+    model = DFDNetModel(net_g, build_discriminator(disc, seed=0), options, 'cpu',
+                        net_d_comp=build_component_discriminator(disc, seed=0))
+    model.train_mode()
+    g_before = [p.clone() for p in model.trainable_g]
+    comp_before = [p.clone() for p in model.net_d_comp.parameters()]
+    model.iteration = 0  # warm-up: D (both kinds) learns, G does not move and its schedule waits
+    losses = model.optimize_parameters(_batch())
+    model.step_schedulers()
+    assert set(losses) == {'l_d', 'd_real', 'd_fake', 'l_d_comp', 'd_comp_real', 'd_comp_fake'}
+    assert all(torch.equal(a, b) for a, b in zip(g_before, model.trainable_g))
+    assert not any(torch.equal(a, b) for a, b in zip(comp_before, model.net_d_comp.parameters()) if a.ndim > 1)
+    assert model.scheduler_g.last_epoch == 0 and model.scheduler_d.last_epoch == 1
+    model.iteration = 1
+    losses = model.optimize_parameters(_batch())
+    assert {'l_g_adv', 'l_g_comp', 'l_g_fm', 'l_pix'} <= set(losses) and losses['l_g_fm'] > 0
+    assert not all(torch.equal(a, b) for a, b in zip(g_before, model.trainable_g))
+    state = model.state_dict()
+    assert set(state['net_d_comp']) == set(model.net_d_comp.state_dict())
+    with pytest.raises(ValueError, match='no component discriminator'):
+        model.load_state_dict({k: v for k, v in state.items() if k != 'net_d_comp'})
+
+
+def test_component_weight_needs_components():
+    from pathlib import Path
+
+    from dfdnet.models.options import parse_options
+
+    smoke = Path(__file__).resolve().parents[2] / 'options' / 'train_smoke.yml'
+    with pytest.raises(OptionsError, match='need discriminator.components'):
+        parse_options(smoke, ['train.component_weight=1.0'])

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dfdnet.models.builders import build_discriminator, build_generator
+from dfdnet.models.builders import build_component_discriminator, build_discriminator, build_generator
 from dfdnet.models.trainer import Trainer
 from dfdnet.models.training_state import list_states, load_training_state
 from dfdnet.models.options import parse_options
@@ -26,7 +26,9 @@ def _options(root: Path, faces: Path, *extra):
     overrides = [f'experiments_root={root}', f'train_data.hq_folder={faces}', 'train.total_iter=2',
                  'train_data.batch_size=1', 'train_data.num_workers=0', 'train_data.max_images=3',
                  'train_data.val_count=1', 'logger.use_tb_logger=false', 'train.ema_decay=0.5',
-                 'discriminator.base_channels=8', 'val.freq=1000', 'logger.save_checkpoint_freq=1', *extra]
+                 'discriminator.base_channels=8', 'val.freq=1000', 'logger.save_checkpoint_freq=1',
+                 'discriminator.components=[left_eye, right_eye, mouth]', 'discriminator.component_base_channels=8',
+                 'train.component_weight=1.0', 'train.feature_matching_weight=10.0', *extra]
     return parse_options(SMOKE, overrides)
 
 
@@ -67,6 +69,11 @@ def test_training_step_changes_g_and_d_not_encoder(first_run):
     changed = [n for n, p in initial_g.named_parameters() if p.requires_grad and not torch.equal(p, trained_g[n])]
     assert len(changed) > 0.9 * sum(p.requires_grad for p in initial_g.parameters())
     assert all(not torch.equal(v, trained_d[n]) for n, v in initial_d.state_dict().items() if n.endswith('weight_orig'))
+    initial_comp = build_component_discriminator(options.discriminator, options.manual_seed)
+    trained_comp = trainer.model.net_d_comp.state_dict()
+    assert len(trainer.model.net_d_comp.discriminators) == 3
+    assert all(not torch.equal(v, trained_comp[n]) for n, v in initial_comp.state_dict().items()
+               if n.endswith('weight_orig'))
     bank = trainer.model.net_g.dictionaries
     assert torch.equal(bank.atoms('mouth', 128), initial_g.dictionaries.atoms('mouth', 128))  # fixed dictionaries
     exp = options.experiment_dir
