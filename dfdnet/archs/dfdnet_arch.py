@@ -144,7 +144,9 @@ class DFDNetGenerator(nn.Module):
     """DFDNet: frozen VGG encoder, four-scale dictionary feature transfer, SFT decoder.
 
     forward(images, boxes): images (B, 3, S, S) RGB in [-1, 1], boxes (B, 4, 4) int
-    ``[x1, y1, x2, y2]`` per part from ``component_boxes`` -> (B, 3, S, S) in [-1, 1].
+    ``[x1, y1, x2, y2]`` per part from ``component_boxes`` (a tensor, array or float tensor of
+    integers) -> (B, 3, S, S) in [-1, 1]. No box value becomes a Python number, so the forward
+    traces with the boxes as a graph input (``dfdnet.archs.onnx_export``).
     Module names follow the BasicSR port, so its state dicts load as they are.
     """
 

@@ -9,6 +9,10 @@ make the dictionary cheap:
 * The match score ``<F, R_k> = <F * sigma_F, N_k> + sum_c mu_F,c * sum(F_c)``; the second term
   is the same for every k, so the argmax is one matrix product with the stored atoms.
   Near-ties are re-scored in float64 with the direct formula.
+
+Every box-dependent step is a tensor operation (index arithmetic, gathers, ``grid_sample``): no
+box value becomes a Python number, so the same code runs eagerly and traces into an ONNX graph
+whose boxes are an input (``dfdnet.archs.onnx_export``).
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import torch.nn.functional as F
 from dfdnet.archs.dictionary import channel_stats
 
 _REFINE_RTOL = 1e-4
+_REFINE_CANDIDATES = 8  # near-ties re-scored per crop: the best float32 scores within the tolerance
 
 
 def cadain(atoms: torch.Tensor, crop: torch.Tensor) -> torch.Tensor:
@@ -35,8 +40,10 @@ def match_atoms(atoms: torch.Tensor, crops: torch.Tensor, standardized: bool = T
             raw atoms otherwise (CAdaIN off: plain inner product with the raw atom).
         crops: (B, C, s, s) resized component features.
     Returns:
-        index (B,) of the chosen atom (first index on ties) and the swap features (B, C, s, s):
-        the chosen atom renormalised to each crop's statistics (or the raw atom).
+        index (B,) of the chosen atom and the swap features (B, C, s, s): the chosen atom
+        renormalised to each crop's statistics (or the raw atom). Scores within ``_REFINE_RTOL``
+        of the best (up to ``_REFINE_CANDIDATES`` of them) are re-scored in float64 with the
+        direct formula, and the first index wins an exact tie.
     """
     with torch.autocast(device_type=crops.device.type, enabled=False):
         crops = crops.float()
@@ -46,25 +53,25 @@ def match_atoms(atoms: torch.Tensor, crops: torch.Tensor, standardized: bool = T
             scores = (crops * std).flatten(1) @ flat_atoms.T
         else:
             scores = crops.flatten(1) @ flat_atoms.T
-        index = scores.argmax(dim=1)
-        best = scores.gather(1, index[:, None])
+        best = scores.amax(dim=1, keepdim=True)
         close = scores >= best - _REFINE_RTOL * best.abs().clamp_min(1e-12)
-        for b in torch.nonzero(close.sum(1) > 1).flatten().tolist():
-            candidates = torch.nonzero(close[b]).flatten()
-            exact = _exact_scores(atoms[candidates], crops[b:b + 1], standardized)
-            index[b] = candidates[exact.argmax()]  # argmax returns the first maximum
+        candidates = scores.topk(min(_REFINE_CANDIDATES, scores.shape[1]), dim=1).indices  # (B, T), best first
+        exact = _exact_scores(atoms[candidates], crops, standardized)
+        exact = exact.masked_fill(~close.gather(1, candidates), float('-inf'))
+        top = exact.amax(dim=1, keepdim=True)
+        index = torch.where(exact == top, candidates, scores.shape[1]).amin(dim=1)
         chosen = atoms[index]
         swap = chosen * std + mean if standardized else chosen
     return index, swap
 
 
-def _exact_scores(atoms: torch.Tensor, crop: torch.Tensor, standardized: bool) -> torch.Tensor:
-    """Released scores in float64: <crop, CAdaIN(atom)> for a few atoms; crop (1, C, s, s)."""
-    atoms, crop = atoms.double(), crop.double()
+def _exact_scores(atoms: torch.Tensor, crops: torch.Tensor, standardized: bool) -> torch.Tensor:
+    """Released scores in float64, <crop, CAdaIN(atom)>: atoms (B, T, C, s, s), crops (B, C, s, s) -> (B, T)."""
+    atoms, crops = atoms.double(), crops.double()[:, None]
     if standardized:
-        mean, std = channel_stats(crop)
-        atoms = atoms * std + mean
-    return (atoms * crop).flatten(1).sum(1)
+        mean, std = channel_stats(crops[:, 0])
+        atoms = atoms * std[:, None] + mean[:, None]
+    return (atoms * crops).flatten(2).sum(2)
 
 
 def scale_boxes(boxes: torch.Tensor, stride: int, height: int, width: int) -> torch.Tensor:
@@ -79,34 +86,104 @@ def scale_boxes(boxes: torch.Tensor, stride: int, height: int, width: int) -> to
 
 
 def transfer_slice(feature, boxes, atom_sets, attn_blocks, stride, standardized=True, use_confidence=True):
-    """Released DFT at one level with integer crops.
+    """Released DFT at one level with integer crops, as tensor operations.
 
     feature: (B, C, H, W); boxes: (B, P, 4) int image-pixel boxes, P parts in paste order;
     atom_sets: list of P (K, C, s, s) tensors; attn_blocks: list of P confidence modules.
-    Returns the updated copy of ``feature``.
+    Returns the updated copy of ``feature``. Each crop ``feature[b, :, y1:y2, x1:x2]`` is
+    gathered into a window as large as the batch's largest box of that part (crop at the top
+    left, zeros elsewhere, which the confidence convolutions see as the crop's zero padding);
+    later parts overwrite earlier ones, and a box empty at this stride changes nothing.
     """
-    _, _, height, width = feature.shape
-    fboxes = scale_boxes(boxes, stride, height, width).tolist()
-    updated = feature.clone()
+    bsz, channels, height, width = feature.shape
+    fboxes = scale_boxes(boxes, stride, height, width)
+    flat = feature.permute(0, 2, 3, 1).reshape(-1, channels)  # (B*H*W, C): a view of a channels-last map
+    batch = torch.arange(bsz, device=feature.device)[:, None, None]
+    rows = torch.arange(height, device=feature.device)[None, :, None]
+    cols = torch.arange(width, device=feature.device)[None, None, :]
+    source = (batch * height + rows) * width + cols  # (B, H, W): the row of torch.cat(blocks) each position takes
+    blocks = [flat]
     for p, (atoms, attn) in enumerate(zip(atom_sets, attn_blocks)):
-        valid = [b for b, box in enumerate(fboxes) if box[p][2] > box[p][0] and box[p][3] > box[p][1]]
-        if not valid:
-            continue
-        crops, resized = [], []
-        for b in valid:
-            x1, y1, x2, y2 = fboxes[b][p]
-            crop = feature[b:b + 1, :, y1:y2, x1:x2]
-            crops.append(crop)
-            resized.append(F.interpolate(crop, atoms.shape[-2:], mode='bilinear', align_corners=False))
-        _, swaps = match_atoms(atoms, torch.cat(resized), standardized)
-        swaps = swaps.to(feature.dtype)
-        for i, b in enumerate(valid):
-            x1, y1, x2, y2 = fboxes[b][p]
-            crop = crops[i]
-            swap = F.interpolate(swaps[i:i + 1], crop.shape[-2:], mode='nearest')
-            delta = attn(swap - crop) * swap if use_confidence else swap
-            updated[b:b + 1, :, y1:y2, x1:x2] = delta + crop
-    return updated
+        x1, y1, x2, y2 = fboxes[:, p, :, None, None].unbind(1)  # each (B, 1, 1)
+        crops = resize_crops(flat, (height, width), fboxes[:, p], tuple(atoms.shape[-2:]))
+        _, swaps = match_atoms(atoms, crops, standardized)
+        (win_rows, in_rows, steps_y), (win_cols, in_cols, steps_x) = _window(y1, y2, height), _window(x1, x2, width)
+        inside = (in_rows[:, :, None] & in_cols[:, None, :])[:, None].to(feature.dtype)
+        window = _gather(flat, _flat_index(win_rows, win_cols, height, width)) * inside  # (B, C, h, w)
+        size = atoms.shape[-1]
+        swap = _gather(swaps.to(feature.dtype).permute(0, 2, 3, 1).reshape(-1, channels),
+                       _flat_index(_nearest(steps_y, y2 - y1, size), _nearest(steps_x, x2 - x1, size), size, size))
+        delta = _masked(attn, swap - window, inside) * swap if use_confidence else swap
+        part = (delta + window).to(feature.dtype).permute(0, 2, 3, 1)  # (B, h, w, C)
+        i, j = rows - y1, cols - x1
+        covered = (i >= 0) & (i < y2 - y1) & (j >= 0) & (j < x2 - x1)
+        place = (batch * part.shape[1] + i.clamp(0, part.shape[1] - 1)) * part.shape[2] + j.clamp(0, part.shape[2] - 1)
+        source = torch.where(covered, place + sum(block.shape[0] for block in blocks), source)
+        blocks.append(part.reshape(-1, channels))
+    out = torch.cat(blocks).index_select(0, source.flatten())
+    return out.view(bsz, height, width, channels).permute(0, 3, 1, 2)
+
+
+def resize_crops(flat: torch.Tensor, map_size, boxes: torch.Tensor, size) -> torch.Tensor:
+    """``F.interpolate(crop, size, mode='bilinear', align_corners=False)`` of one integer box per
+    image, with PyTorch's source indices and weights, as gathers.
+
+    flat: (B*H*W, C) rows of the channels-last (H, W) = ``map_size`` maps; boxes (B, 4) int
+    ``[x1, y1, x2, y2]`` in map pixels -> (B, C, s, s) float32 (an empty box gives an unused value).
+    """
+    height, width = map_size
+    x1, y1, x2, y2 = boxes.unbind(1)
+    r0, r1, h0, h1 = _linear_axis(y1, y2 - y1, size[0])
+    c0, c1, w0, w1 = _linear_axis(x1, x2 - x1, size[1])
+    h0, h1, w0, w1 = h0[:, None, :, None], h1[:, None, :, None], w0[:, None, None], w1[:, None, None]
+
+    def corner(rows, cols):
+        return _gather(flat, _flat_index(rows, cols, height, width)).float()
+
+    return (corner(r0, c0) * w0 + corner(r0, c1) * w1) * h0 + (corner(r1, c0) * w0 + corner(r1, c1) * w1) * h1
+
+
+def _linear_axis(start, length, out: int):
+    """Bilinear source indices (B, out) and weights along one axis of crops [start, start + length)."""
+    length = length.clamp_min(1)[:, None]
+    scale = length.float() / out
+    src = (scale * (torch.arange(out, device=start.device, dtype=torch.float32) + 0.5) - 0.5).clamp_min(0)
+    i0 = torch.minimum(src.floor().long(), length - 1)
+    lam = (src - i0.float()).clamp(0, 1)
+    return start[:, None] + i0, start[:, None] + i0 + (i0 < length - 1).long(), 1 - lam, lam
+
+
+def _nearest(steps, length, size: int):
+    """Nearest source index (B, M) of window positions ``steps`` (M,), crops of ``length`` (B, 1, 1) from ``size``."""
+    scale = size / length.flatten().clamp_min(1).float()
+    return (steps.float() * scale[:, None]).floor().long().clamp(max=size - 1)
+
+
+def _window(start, stop, size: int):
+    """One axis of the crops' windows, start/stop (B, 1, 1): (B, M) map indices (clamped), (B, M)
+    inside the crop, and the (M,) steps; M = the longest crop of the batch (at least 1)."""
+    start, length = start.flatten(), (stop - start).flatten()
+    steps = torch.arange(length.max().clamp_min(1), device=start.device)
+    return (start[:, None] + steps).clamp(max=size - 1), steps < length[:, None], steps
+
+
+def _flat_index(rows, cols, height: int, width: int):
+    """Row indices (B, m) and column indices (B, n) -> (B, m, n) indices into (B*H*W) rows."""
+    batch = torch.arange(rows.shape[0], device=rows.device)[:, None, None]
+    return (batch * height + rows[:, :, None]) * width + cols[:, None, :]
+
+
+def _gather(flat, index):
+    """Rows ``index`` (B, m, n) of flat (N, C) -> (B, C, m, n), channels-last in memory."""
+    return flat.index_select(0, index.flatten()).view(*index.shape, flat.shape[1]).permute(0, 3, 1, 2)
+
+
+def _masked(block, x, mask):
+    """A Sequential ``block`` on windows, zeroed outside ``mask`` before every layer (the zero
+    padding a convolution of the crop alone sees)."""
+    for layer in block:
+        x = layer(x * mask)
+    return x
 
 
 def transfer_roi_align(feature, boxes, atom_sets, attn_blocks, stride, standardized=True, use_confidence=True):
@@ -153,15 +230,23 @@ def roi_align(feature: torch.Tensor, boxes: torch.Tensor, size, spatial_scale: f
 
 
 def _paste(patches: torch.Tensor, boxes: torch.Tensor, height: int, width: int):
-    """Bilinearly place patches (B, C, s, s) into boxes (B, 4) of an (H, W) map; also the mask."""
-    x1, y1, x2, y2 = boxes.unbind(1)
+    """Bilinearly place patches (B, C, s, s) into real-valued boxes (B, 4) of an (H, W) map; also the
+    mask (B, 1, H, W) of the pixels whose centre lies in the closed box.
+
+    The sampling grid is ``F.affine_grid``'s for the box, written out so that it exports. The mask
+    compares the centres with the box edges directly: a centre exactly on an edge (common with
+    integer boxes divided by the stride) is inside in every runtime, not wherever rounding puts it.
+    """
+    x1, y1, x2, y2 = boxes[:, :, None, None].unbind(1)  # each (B, 1, 1)
     bw, bh = (x2 - x1).clamp_min(1e-3), (y2 - y1).clamp_min(1e-3)
-    theta = torch.zeros(boxes.shape[0], 2, 3, dtype=patches.dtype, device=patches.device)
-    theta[:, 0, 0] = width / bw
-    theta[:, 0, 2] = (width - 2 * x1) / bw - 1
-    theta[:, 1, 1] = height / bh
-    theta[:, 1, 2] = (height - 2 * y1) / bh - 1
-    grid = F.affine_grid(theta, (boxes.shape[0], 1, height, width), align_corners=False)
+    kw = dict(dtype=patches.dtype, device=patches.device)
+    base_x = torch.linspace(-1, 1, width, **kw) * ((width - 1) / width)  # affine_grid's base, align_corners=False
+    base_y = torch.linspace(-1, 1, height, **kw)[:, None] * ((height - 1) / height)
+    grid_x = base_x * (width / bw) + ((width - 2 * x1) / bw - 1)
+    grid_y = base_y * (height / bh) + ((height - 2 * y1) / bh - 1)
+    grid = torch.stack(torch.broadcast_tensors(grid_x, grid_y), dim=-1)  # (B, H, W, 2)
     pasted = F.grid_sample(patches, grid, mode='bilinear', padding_mode='border', align_corners=False)
-    mask = (grid.abs() <= 1).all(dim=-1)[:, None]
-    return pasted, mask
+    centre_x = torch.arange(width, **kw) + 0.5
+    centre_y = torch.arange(height, **kw)[:, None] + 0.5
+    mask = (centre_x >= x1) & (centre_x <= x2) & (centre_y >= y1) & (centre_y <= y2)
+    return pasted, mask[:, None]

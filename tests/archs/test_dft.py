@@ -120,3 +120,12 @@ def test_roi_align_equals_torchvision_with_gradients():
         grad_theirs, = torch.autograd.grad((theirs ** 2).sum(), feature)
         assert torch.allclose(grad_ours, grad_theirs, atol=2e-5)
     assert ours[4].abs().max() == 0  # a box beyond the map: zeros, as torchvision
+
+
+def test_paste_mask_takes_centres_on_the_edge():
+    """Integer boxes divided by the stride put pixel centres exactly on box edges: they are inside
+    (compared directly, so that every runtime agrees), and so is nothing beyond."""
+    box = torch.tensor([[5.0, 10.0, 33.0, 41.0]]) / 2  # [2.5, 5, 16.5, 20.5]
+    _, mask = _paste(torch.ones(1, 1, 3, 3), box, 32, 32)
+    assert mask[0, 0].nonzero()[:, 1].unique().tolist() == list(range(2, 17))
+    assert mask[0, 0].nonzero()[:, 0].unique().tolist() == list(range(5, 21))
