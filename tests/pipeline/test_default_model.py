@@ -20,13 +20,14 @@ from dfdnet.pipeline.photo import shipped_model_dir
 
 SHIPPED = shipped_model_dir()
 SMALL = GeneratorConfig(image_size=256, width=8, part_sizes=(40, 40, 32, 56))
-# Margins the shipped model must keep over bicubic on these four held-out faces (on all 19, the
-# stage-12 model measures +1.55 dB and +0.121 SSIM on x4 and -0.09 dB on clean x2; the tables are in
-# docs/default_model.md): guards against regressions (the first model lost 3 dB on clean x2), not
-# the quality claim.
-MIN_PSNR_GAIN = 0.9
-MIN_SSIM_GAIN = 0.05
-MAX_CLEAN_PSNR_LOSS = 0.2
+# What the shipped model must keep on these four held-out faces at its default fidelity (the tables
+# over all 19, and the bar of issue 27, are in docs/default_model.md): guards against regressions,
+# not the quality claim. x4: above bicubic in PSNR, visibly more detail in the eyes, nose and mouth
+# than the stage-12 model (fidelity 1) and a more natural image (NIQE); clean x2: no harm.
+MIN_PSNR_GAIN = 0.5
+MIN_DETAIL_RATIO, MAX_DETAIL_RATIO = 0.25, 1.5
+MIN_NIQE_GAIN = 0.5  # against fidelity 1 (on all 19 x4 faces: 8.57 -> 7.31; bicubic 7.76)
+MAX_CLEAN_PSNR_LOSS = 0.2  # on these four faces the default measures -0.10 dB, on all 19 -0.08
 
 
 def test_export_writes_half_precision_files_that_load_back(tmp_path):
@@ -112,7 +113,7 @@ def held_out_x4(shared_data, tmp_path_factory):
     out = tmp_path_factory.mktemp('testset')
     build_testset(MakeTestsetOptions(sources=[shared_data / 'faces_hq' / 'ffhq_gpen'], out_dir=out,
                                      settings=('x4', 'clean_x2'),
-                                     max_images=4, landmarks=False))
+                                     max_images=4, landmarks=True))
     return out
 
 
@@ -126,18 +127,23 @@ def _restore_aligned(lq_dir, results, *extra):
     return results / 'Step3_RestoreCropFace'
 
 
-def test_shipped_model_beats_bicubic_on_held_out_faces(shipped, held_out_x4, tmp_path):
+def test_shipped_model_restores_detail_on_held_out_faces(shipped, held_out_x4, shared_data, tmp_path):
     from dfdnet.metrics.evaluate import EvaluationOptions, evaluate, summarise
 
     full = _restore_aligned(held_out_x4 / 'x4' / 'lq', tmp_path / 'full')
+    psnr_model = _restore_aligned(held_out_x4 / 'x4' / 'lq', tmp_path / 'fidelity1', '--fidelity', '1')
     no_dft = _restore_aligned(held_out_x4 / 'x4' / 'lq', tmp_path / 'no_dft', '--dft_levels')
-    result = evaluate(EvaluationOptions(restored=[('dfdnet', full), ('0dft', no_dft)], gt_dir=held_out_x4 / 'gt',
-                                        lq_dir=held_out_x4 / 'x4' / 'lq_small', baseline_bicubic=True,
-                                        face_metrics=False, lpips='off', resize_restored=True))
+    result = evaluate(EvaluationOptions(restored=[('dfdnet', full), ('fidelity1', psnr_model), ('0dft', no_dft)],
+                                        gt_dir=held_out_x4 / 'gt', lq_dir=held_out_x4 / 'x4' / 'lq_small',
+                                        baseline_bicubic=True, face_metrics=True, lpips='off', resize_restored=True,
+                                        niqe_params=shared_data / 'metrics' / 'niqe_pris_params.npz',
+                                        gt_landmarks_dir=held_out_x4 / 'landmarks'))
     table = {row['method']: row for row in summarise(result.rows)}
     assert table['dfdnet']['images'] == table['bicubic']['images'] == 4
     assert table['dfdnet']['psnr'] > table['bicubic']['psnr'] + MIN_PSNR_GAIN, table
-    assert table['dfdnet']['ssim'] > table['bicubic']['ssim'] + MIN_SSIM_GAIN, table
+    assert MIN_DETAIL_RATIO < table['dfdnet']['detail_ratio'] < MAX_DETAIL_RATIO, table
+    assert table['dfdnet']['detail_ratio'] > 1.5 * table['fidelity1']['detail_ratio'], table
+    assert table['dfdnet']['niqe'] < min(table['bicubic']['niqe'], table['fidelity1']['niqe'] - MIN_NIQE_GAIN), table
     assert table['dfdnet']['psnr'] != table['0dft']['psnr']  # the dictionaries are really used
 
 
@@ -152,6 +158,27 @@ def test_shipped_model_does_no_harm_to_clean_faces(shipped, held_out_x4, tmp_pat
     table = {row['method']: row for row in summarise(result.rows)}
     assert table['dfdnet']['images'] == 4
     assert table['dfdnet']['psnr'] > table['bicubic']['psnr'] - MAX_CLEAN_PSNR_LOSS, table
+
+
+def test_shipped_fidelity_ends(shipped, held_out_x4):
+    """Fidelity 1 is the stage-12 generator exactly; the default lies strictly between the two ends."""
+    from dfdnet.face.components import component_boxes
+    from dfdnet.face.landmarks import read_landmarks
+    from dfdnet.pipeline.photo import resolve_fidelity
+
+    sharp, default = resolve_fidelity(SHIPPED / 'net_g.pth')
+    assert sharp == SHIPPED / 'net_g_sharp.pth' and 0 < default < 1 and shipped['fidelity']['default'] == default
+    face = sorted((held_out_x4 / 'x4' / 'lq').iterdir())[0]
+    image = torch.from_numpy(cv2.imread(str(face))[:, :, ::-1].copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+    landmarks = read_landmarks(held_out_x4 / 'landmarks' / f'{face.name}.txt')  # the GT's, 512 px
+    boxes = torch.from_numpy(component_boxes(landmarks, 512))[None]
+    dicts = SHIPPED / 'dictionaries'
+    with torch.no_grad():
+        plain = load_generator(SHIPPED / 'net_g.pth', dicts)(image, boxes)
+        outputs = {w: load_generator(SHIPPED / 'net_g.pth', dicts, sharp_checkpoint=sharp, fidelity=w)(image, boxes)
+                   for w in (0.0, default, 1.0)}
+    assert torch.equal(outputs[1.0], plain)
+    assert 0 < (outputs[default] - plain).abs().mean() < (outputs[0.0] - plain).abs().mean()
 
 
 def test_readme_first_command_runs_the_shipped_model(shipped, tmp_path, caplog):
