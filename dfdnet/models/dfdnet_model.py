@@ -163,9 +163,8 @@ class DFDNetModel:
             losses = self._step_discriminator(gt, output.detach(), boxes)
             self.scaler.update()
             return self._finite_values(losses)
-        discriminators = [d for d in (self.net_d, self.net_d_comp) if d is not None] if use_d else []
-        for d in discriminators:  # D is not updated by G's step
-            unwrap(d).requires_grad_(False)
+        for _, net, _ in self._discriminators(boxes) if use_d else ():  # D is not updated by G's step
+            unwrap(net).requires_grad_(False)
         with self._autocast():
             output = self.net_g(lq, boxes)
             l_rec, parts = self.recon_loss(output.float(), gt)
@@ -216,63 +215,54 @@ class DFDNetModel:
     def _no_sync(self, net):
         return net.no_sync() if self.distributed else contextlib.nullcontext()
 
+    def _discriminators(self, boxes: torch.Tensor) -> list:
+        """(loss-name part, discriminator, its extra forward arguments): the whole-face one, then the
+        component one when there is one."""
+        found = [('', self.net_d, ())]
+        if self.net_d_comp is not None:
+            found.append(('_comp', self.net_d_comp, (boxes,)))
+        return found
+
     def _generator_adversarial(self, output, gt, boxes, losses: dict) -> torch.Tensor:
         """G's hinge losses (whole face, components) and feature matching; fills ``losses``."""
         opt = self.options
-        use_fm = opt.feature_matching_weight > 0
         fake_feats, real_feats = [], []
-        with self._no_sync(self.net_d):
-            result = self.net_d(output, return_features=use_fm)
-        fake_logits = result[0] if use_fm else result
-        if use_fm:
-            fake_feats += result[1]
-            with torch.no_grad():
-                real_feats += self.net_d(gt, return_features=True)[1]
-        l_adv = hinge_g_loss([f.float() for f in fake_logits], opt.adversarial_weights)
-        losses['l_g_adv'] = l_adv
-        if self.net_d_comp is not None:
-            with self._no_sync(self.net_d_comp):
-                result = self.net_d_comp(output, boxes, return_features=use_fm)
-            comp_logits = result[0] if use_fm else result
-            if use_fm:
-                fake_feats += result[1]
+        total = output.new_zeros((), dtype=torch.float32)
+        for part, net, args in self._discriminators(boxes):
+            with self._no_sync(net):
+                logits, feats = net(output, *args, return_features=True)
+            weights = [opt.component_weight] * len(logits) if part else opt.adversarial_weights
+            loss = hinge_g_loss([f.float() for f in logits], weights)
+            losses['l_g_adv' if not part else f'l_g{part}'] = loss
+            total = total + loss
+            if opt.feature_matching_weight > 0:
+                fake_feats += feats
                 with torch.no_grad():
-                    real_feats += self.net_d_comp(gt, boxes, return_features=True)[1]
-            l_comp = hinge_g_loss([f.float() for f in comp_logits], [opt.component_weight] * len(comp_logits))
-            losses['l_g_comp'] = l_comp
-            l_adv = l_adv + l_comp
-        if use_fm:
-            l_fm = opt.feature_matching_weight * feature_matching_loss(fake_feats, real_feats)
-            losses['l_g_fm'] = l_fm
-            l_adv = l_adv + l_fm
-        return l_adv
+                    real_feats += net(gt, *args, return_features=True)[1]
+        if fake_feats:
+            losses['l_g_fm'] = opt.feature_matching_weight * feature_matching_loss(fake_feats, real_feats)
+            total = total + losses['l_g_fm']
+        return total
 
     def _step_discriminator(self, gt: torch.Tensor, fake: torch.Tensor, boxes: torch.Tensor) -> dict:
         """One D step (whole-face and component Ds), real and fake in one forward each (one DDP
-        forward per backward); its losses."""
+        forward per backward); its losses (``l_d`` is their sum)."""
         n = gt.shape[0]
         both = torch.cat([gt, fake])
+        values = {}
         with self._autocast():
-            unwrap(self.net_d).requires_grad_(True)
-            logits = self.net_d(both)
-            real_logits = [x[:n].float() for x in logits]
-            fake_logits = [x[n:].float() for x in logits]
-            l_d = hinge_d_loss(real_logits, fake_logits)
-            out = {}
-            if self.net_d_comp is not None:
-                unwrap(self.net_d_comp).requires_grad_(True)
-                comp = self.net_d_comp(both, torch.cat([boxes, boxes]))
-                comp_real = [x[:n].float() for x in comp]
-                comp_fake = [x[n:].float() for x in comp]
-                l_d_comp = hinge_d_loss(comp_real, comp_fake)
-                out = {'l_d_comp': l_d_comp, 'd_comp_real': torch.stack([x.mean() for x in comp_real]).mean(),
-                       'd_comp_fake': torch.stack([x.mean() for x in comp_fake]).mean()}
-                l_d = l_d + l_d_comp
+            for part, net, args in self._discriminators(torch.cat([boxes, boxes])):
+                unwrap(net).requires_grad_(True)
+                logits = net(both, *args)
+                real, fakes = [x[:n].float() for x in logits], [x[n:].float() for x in logits]
+                values.update({f'l_d{part}': hinge_d_loss(real, fakes),
+                               f'd{part}_real': torch.stack([x.mean() for x in real]).mean(),
+                               f'd{part}_fake': torch.stack([x.mean() for x in fakes]).mean()})
+            l_d = sum(v for k, v in values.items() if k.startswith('l_d'))
         self.optimizer_d.zero_grad(set_to_none=True)
         self.scaler.scale(l_d).backward()
         self.scaler.step(self.optimizer_d)
-        return {'l_d': l_d, 'd_real': torch.stack([x.mean() for x in real_logits]).mean(),
-                'd_fake': torch.stack([x.mean() for x in fake_logits]).mean(), **out}
+        return {**values, 'l_d': l_d}
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()

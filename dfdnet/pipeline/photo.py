@@ -10,6 +10,7 @@ its restored faces out, with the options of ``test_FaceDict.py`` (``RestoreOptio
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from importlib import resources
@@ -64,8 +65,6 @@ def resolve_fidelity(checkpoint, fidelity=None, sharp_checkpoint=None) -> tuple:
     holds ``net_g_sharp.pth`` beside its ``net_g.pth`` and its default fidelity in ``model.json``.
     ``ValueError`` when a fidelity below 1 is asked of a model without a sharp counterpart.
     """
-    import json
-
     checkpoint = Path(checkpoint)
     default = 1.0
     if sharp_checkpoint is None:
