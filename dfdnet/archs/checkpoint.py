@@ -22,6 +22,7 @@ import torch
 
 from dfdnet.archs.dfdnet_arch import DFDNetGenerator, GeneratorConfig
 from dfdnet.archs.dictionary import load_dictionaries
+from dfdnet.archs.fidelity import AutoFidelity, FidelityBlend
 from dfdnet.archs.vgg import vgg_layer_names
 from dfdnet.errors import CheckpointError
 from dfdnet.utils.files import atomic_torch_save, load_torch_file
@@ -130,7 +131,7 @@ def load_state_strict(model: DFDNetGenerator, state: dict, source: str = 'state 
 
 def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig | None = None,
                    fold_spectral_norm: bool = True, dft_levels=None, precision: str = 'fp32',
-                   sharp_checkpoint=None, fidelity: float = 1.0) -> DFDNetGenerator:
+                   sharp_checkpoint=None, fidelity=1.0) -> DFDNetGenerator:
     """Build the generator from a checkpoint and a dictionary folder/file, in eval mode on ``device``.
 
     ``config`` overrides the checkpoint's own (released and BasicSR files carry none: the
@@ -144,7 +145,15 @@ def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig |
     ``sharp_checkpoint`` / ``fidelity``: network interpolation (ESRGAN) with a perceptual fine-tune
     of ``checkpoint``: every weight is ``fidelity * checkpoint's + (1 - fidelity) * sharp's``, both
     with their spectral norm folded; the sharp file may hold only the modules the fine-tune trained.
+    ``fidelity`` 'auto' (or an ``AutoFidelity`` rule) gives each face its own value from its input
+    (``dfdnet.archs.fidelity``; the photo pipeline's batches apply it). With a sharp checkpoint the
+    model carries ``fidelity_blend`` (a ``FidelityBlend``) to change fidelity without reloading.
     """
+    auto = None
+    if isinstance(fidelity, AutoFidelity) or fidelity == 'auto':
+        auto, fidelity = (fidelity if isinstance(fidelity, AutoFidelity) else AutoFidelity()), 1.0
+        if sharp_checkpoint is None:
+            raise ValueError('fidelity auto needs a sharp checkpoint to interpolate towards')
     if not 0.0 <= float(fidelity) <= 1.0:
         raise ValueError(f'fidelity must be within [0, 1], got {fidelity}')
     if sharp_checkpoint is not None and not fold_spectral_norm:
@@ -165,10 +174,15 @@ def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig |
     model.eval()
     if fold_spectral_norm:
         model.fold_spectral_norm()
-    if sharp_checkpoint is not None and float(fidelity) < 1.0:
-        _interpolate_towards(model, state, sharp_checkpoint, float(fidelity))
+    blend = None
+    if sharp_checkpoint is not None:
+        blend = FidelityBlend(model, _sharp_weights(model, state, sharp_checkpoint), auto)
+        blend.apply(model, float(fidelity))
+        logger.info('weights interpolated with %s at fidelity %s', sharp_checkpoint,
+                    'auto (per face)' if auto else f'{float(fidelity):.2f}')
     del state
     model.to(device, memory_format=torch.channels_last)
+    model.fidelity_blend = blend.to(device) if blend is not None else None
     model.precision = precision
     model.checkpoint_format = fmt  # the photo pipeline's resampling follows it (resolve_resampling)
     if config.dft_levels:
@@ -178,9 +192,9 @@ def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig |
     return model
 
 
-@torch.no_grad()
-def _interpolate_towards(model: DFDNetGenerator, state: dict, sharp_checkpoint, fidelity: float) -> None:
-    """Move the folded ``model`` (loaded from ``state``) to ``fidelity * model + (1 - fidelity) * sharp``."""
+def _sharp_weights(model: DFDNetGenerator, state: dict, sharp_checkpoint) -> dict:
+    """The folded state dict of ``model``'s fine-tune in ``sharp_checkpoint`` (which may hold only the
+    modules it trained; the others come from ``state``, the file ``model`` was loaded from)."""
     sharp_state, _, _ = read_checkpoint(sharp_checkpoint)
     unknown = sorted(set(sharp_state) - set(state))
     if [k for k in unknown if not k.startswith('attn_blocks.')]:  # confidence blocks of ablated levels may go
@@ -193,11 +207,7 @@ def _interpolate_towards(model: DFDNetGenerator, state: dict, sharp_checkpoint, 
     load_state_strict(sharp, {**state, **{k: v for k, v in sharp_state.items() if k in state}}, str(sharp_checkpoint))
     sharp.eval().fold_spectral_norm()
     check_finite(sharp.state_dict(), sharp_checkpoint)
-    sharp_weights = sharp.state_dict()
-    for key, value in model.state_dict().items():
-        if value.is_floating_point():
-            value.lerp_(sharp_weights[key].to(value.dtype), 1.0 - fidelity)
-    logger.info('weights interpolated with %s at fidelity %.2f', sharp_checkpoint, fidelity)
+    return sharp.state_dict()
 
 
 STORED_WEIGHTS = ('float32', 'float16', 'int8')

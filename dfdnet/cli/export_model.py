@@ -32,30 +32,43 @@ def main(argv=None) -> int:
     parser.add_argument('--sharp_checkpoint', type=Path, default=None,
                         help='an adversarial fine-tune of --checkpoint: the modules it changed go to net_g_sharp.pth, '
                              'for --fidelity (network interpolation)')
-    parser.add_argument('--default_fidelity', type=float, default=1.0,
-                        help='the fidelity restoring uses when none is given (with --sharp_checkpoint)')
+    parser.add_argument('--default_fidelity', default='1',
+                        help="the fidelity restoring uses when none is given (with --sharp_checkpoint): a number in "
+                             "[0, 1], or auto (each face its own; an ONNX/OpenVINO graph needs a number)")
+    parser.add_argument('--auto_fidelity_lowest', type=float, default=0.0,
+                        help='with --default_fidelity auto: the fidelity of the most degraded faces')
     parser.add_argument('--inherit_provenance', type=Path, default=None, metavar='MODEL_JSON',
                         help="the model.json of the model this one was fine-tuned from: its runs are recorded first")
     args = parser.parse_args(argv)
+    if args.default_fidelity != 'auto':
+        try:
+            args.default_fidelity = float(args.default_fidelity)
+        except ValueError:
+            parser.error(f'--default_fidelity: expected a number in [0, 1] or auto, got {args.default_fidelity!r}')
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
     if args.format != 'folder':
         if args.output is None:
             parser.error(f'--format {args.format} needs --output DIR')
         return _export_runtime(args)
     args.output = args.output or Path('dfdnet/pretrained/default')
-    from dfdnet.models.export import experiment_record, export_model  # torch: after the arguments
+    from dfdnet.archs.fidelity import AutoFidelity  # torch: after the arguments
+    from dfdnet.models.export import experiment_record, export_model
     provenance = {}
     if args.inherit_provenance:
         provenance = dict(json.loads(args.inherit_provenance.read_text()).get('provenance', {}))
     provenance.update({folder.name: experiment_record(folder) for folder in args.experiments})
     export_model(args.checkpoint, args.dict_dir, args.output, args.description, provenance, weights=args.weights,
-                 sharp_checkpoint=args.sharp_checkpoint, default_fidelity=args.default_fidelity)
+                 sharp_checkpoint=args.sharp_checkpoint, default_fidelity=args.default_fidelity,
+                 auto_fidelity=AutoFidelity(lowest=args.auto_fidelity_lowest))
     return 0
 
 
 def _export_runtime(args) -> int:
     from dfdnet.archs.onnx_export import export_runtime  # torch: after the arguments
 
+    if args.sharp_checkpoint and args.default_fidelity == 'auto':
+        print('error: an exported graph runs one fidelity: give --default_fidelity a number in [0, 1]', file=sys.stderr)
+        return 2
     fidelity = dict(sharp_checkpoint=args.sharp_checkpoint, fidelity=args.default_fidelity) if args.sharp_checkpoint else {}
     try:
         report = export_runtime(args.checkpoint, args.dict_dir, args.output, args.format, check=not args.no_check, **fidelity)

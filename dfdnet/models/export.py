@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dfdnet.archs.fidelity import AutoFidelity
 from dfdnet.archs.checkpoint import check_finite, load_generator, load_state_strict, read_checkpoint, save_generator
 from dfdnet.archs.dfdnet_arch import DFDNetGenerator
 from dfdnet.archs.dictionary import dictionary_file_name
@@ -29,14 +30,16 @@ logger = logging.getLogger(__name__)
 
 
 def export_model(checkpoint, dict_dir, output, description: str = '', provenance: dict | None = None,
-                 weights: str = 'float16', sharp_checkpoint=None, default_fidelity: float = 1.0) -> dict:
+                 weights: str = 'float16', sharp_checkpoint=None, default_fidelity=1.0,
+                 auto_fidelity: AutoFidelity | None = None) -> dict:
     """Export ``checkpoint`` + ``dict_dir`` to the folder ``output``; returns the ``model.json`` record.
     ``weights``: how ``net_g.pth`` stores them, 'float16' or 'int8' (see ``save_generator``).
     ``sharp_checkpoint``: an adversarial fine-tune of ``checkpoint``; the modules it changed are
-    written to ``net_g_sharp.pth`` (same storage) and ``default_fidelity`` to ``model.json``."""
+    written to ``net_g_sharp.pth`` (same storage) and ``default_fidelity`` (a number, or 'auto' with
+    the rule ``auto_fidelity``, default ``AutoFidelity()``) to ``model.json``."""
     checkpoint, dict_dir, output = Path(checkpoint), Path(dict_dir), Path(output)
-    if not 0.0 <= default_fidelity <= 1.0:
-        raise ValueError(f'default fidelity must be within [0, 1], got {default_fidelity}')
+    if default_fidelity != 'auto' and not 0.0 <= float(default_fidelity) <= 1.0:
+        raise ValueError(f'default fidelity must be within [0, 1] or auto, got {default_fidelity}')
     model = load_generator(checkpoint, dict_dir, fold_spectral_norm=False)
     config = model.config
     (output / 'dictionaries').mkdir(parents=True, exist_ok=True)
@@ -49,7 +52,8 @@ def export_model(checkpoint, dict_dir, output, description: str = '', provenance
         load_state_strict(sharp, {**model.state_dict(), **sharp_state}, str(sharp_checkpoint))
         changed = changed_modules(model, sharp)
         save_generator(sharp, output / 'net_g_sharp.pth', weights=weights, modules=changed, source=str(sharp_checkpoint))
-        fidelity = {'default': float(default_fidelity), 'sharp_checkpoint': 'net_g_sharp.pth',
+        fidelity = {'default': default_fidelity if default_fidelity == 'auto' else float(default_fidelity),
+                    'auto': (auto_fidelity or AutoFidelity()).to_dict(), 'sharp_checkpoint': 'net_g_sharp.pth',
                     'sharp_source': str(sharp_checkpoint), 'sharp_modules': changed}
     elif (output / 'net_g_sharp.pth').exists():
         (output / 'net_g_sharp.pth').unlink()  # a previous export's, not a fine-tune of this generator

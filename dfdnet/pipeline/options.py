@@ -43,11 +43,12 @@ class RestoreOptions:
     dict_dir: Path | None = option(None, 'component dictionaries: a DictionaryCenter512 folder or the BasicSR .pth '
                                    f"(default: {RELEASED_DICT_DIR} with the released checkpoint, else the shipped "
                                    "model's)", group='model')
-    fidelity: float | None = option(None, 'detail against faithfulness, in [0, 1]: 1 = the PSNR-trained generator '
-                                    '(smooth, faithful), 0 = its adversarial fine-tune (sharpest); between, their '
-                                    "weights interpolated (ESRGAN's network interpolation). Default: the model "
-                                    "folder's chosen value (model.json; the shipped model's is in "
-                                    'docs/default_model.md)', group='model')
+    fidelity: str | None = option(None, 'detail against faithfulness: a number in [0, 1], 1 = the PSNR-trained '
+                                  'generator (smooth, faithful), 0 = its adversarial fine-tune (sharpest), between, '
+                                  "their weights interpolated (ESRGAN's network interpolation); or auto: each face "
+                                  'its own, from how much fine detail its input has (clean faces 1, blurred or small '
+                                  "ones towards 0). Default: the model folder's choice (model.json; the shipped "
+                                  "model's is in docs/default_model.md)", group='model')
     sharp_checkpoint: Path | None = option(None, 'the adversarial fine-tune of --checkpoint that --fidelity '
                                            'interpolates towards (default: net_g_sharp.pth beside the checkpoint, '
                                            'as in the shipped model)', group='model')
@@ -110,8 +111,13 @@ class RestoreOptions:
             raise ValueError(f'--upscale_factor must be >= 1, got {self.upscale_factor}')
         if self.max_input_megapixels < 0 or self.max_output_megapixels < 0:
             raise ValueError('--max_input_megapixels and --max_output_megapixels must be >= 0 (0 = no limit)')
-        if self.fidelity is not None and not 0.0 <= self.fidelity <= 1.0:
-            raise ValueError(f'--fidelity must be within [0, 1], got {self.fidelity}')
+        if self.fidelity is not None and self.fidelity != 'auto':
+            try:
+                self.fidelity = float(self.fidelity)
+            except (TypeError, ValueError):
+                raise ValueError(f"--fidelity must be a number within [0, 1] or 'auto', got {self.fidelity!r}") from None
+            if not 0.0 <= self.fidelity <= 1.0:
+                raise ValueError(f'--fidelity must be within [0, 1], got {self.fidelity:g}')
         if self.batch_size < 1:
             raise ValueError(f'--batch_size must be >= 1, got {self.batch_size}')
         if not 0 <= self.detector_upsample <= MAX_DETECTOR_UPSAMPLE:  # each step quadruples the detector's image

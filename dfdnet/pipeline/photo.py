@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dfdnet.archs.fidelity import AutoFidelity
 from dfdnet.face.paste import face_mask, paste_faces
 from dfdnet.pipeline.faces import FacePreparer, PreparedFace, SkippedFace
 from dfdnet.pipeline.options import PASTE_MASKS, RELEASED_CHECKPOINT, RELEASED_DICT_DIR, RestoreOptions
@@ -62,27 +63,44 @@ def resolve_fidelity(checkpoint, fidelity=None, sharp_checkpoint=None) -> tuple:
     """(sharp checkpoint or None, fidelity) for ``load_generator``'s network interpolation.
 
     A model folder (the shipped one, or one written by ``dfdnet-export-model --sharp_checkpoint``)
-    holds ``net_g_sharp.pth`` beside its ``net_g.pth`` and its default fidelity in ``model.json``.
-    ``ValueError`` when a fidelity below 1 is asked of a model without a sharp counterpart.
+    holds ``net_g_sharp.pth`` beside its ``net_g.pth`` and its default fidelity in ``model.json``:
+    a number, or 'auto' with the folder's ``AutoFidelity`` rule (``fidelity.auto``). ``fidelity``:
+    None (the folder's default), a number in [0, 1] or 'auto'. ``ValueError`` when a fidelity below
+    1 is asked of a model without a sharp counterpart.
     """
     checkpoint = Path(checkpoint)
-    default = 1.0
+    default, rule = 1.0, AutoFidelity()
     if sharp_checkpoint is None:
         candidate, record = checkpoint.parent / 'net_g_sharp.pth', checkpoint.parent / 'model.json'
         if candidate.is_file() and checkpoint.name == 'net_g.pth':
             sharp_checkpoint = candidate
             if record.is_file():
                 try:
-                    default = float(json.loads(record.read_text()).get('fidelity', {}).get('default', 1.0))
+                    stored = json.loads(record.read_text()).get('fidelity', {})
+                    default = stored.get('default', 1.0)
+                    default = default if default == 'auto' else float(default)
+                    rule = AutoFidelity(**stored.get('auto', {}))
                 except (ValueError, AttributeError, TypeError) as exc:
                     raise ValueError(f'{record}: cannot read its default fidelity ({exc})') from exc
     elif fidelity is None:
-        raise ValueError('--sharp_checkpoint needs --fidelity (1 = --checkpoint, 0 = --sharp_checkpoint)')
-    fidelity = default if fidelity is None else float(fidelity)
+        raise ValueError('--sharp_checkpoint needs --fidelity (1 = --checkpoint, 0 = --sharp_checkpoint, or auto)')
+    fidelity = default if fidelity is None else fidelity
+    if fidelity == 'auto':
+        if sharp_checkpoint is None:
+            raise ValueError(f'--fidelity auto needs a sharp counterpart of {checkpoint}: the shipped model has one; '
+                             'for other models give --sharp_checkpoint')
+        return Path(sharp_checkpoint), rule
+    fidelity = float(fidelity)
     if sharp_checkpoint is None and fidelity < 1.0:
         raise ValueError(f'--fidelity {fidelity:g} needs a sharp counterpart of {checkpoint}: the shipped model has '
                          'one; for other models give --sharp_checkpoint')
     return (Path(sharp_checkpoint) if sharp_checkpoint is not None else None), fidelity
+
+
+def _describe_fidelity(fidelity) -> str:
+    if isinstance(fidelity, AutoFidelity):
+        return f'auto per face, {fidelity.lowest:g} to 1'
+    return f'{fidelity:g}'
 
 
 def resolve_resampling(choice: str, checkpoint_format: str | None = None) -> str:
@@ -177,7 +195,7 @@ class PhotoRestorer:
         resampling = resolve_resampling(options.resampling, generator.checkpoint_format)
         description = (f'{source}: {checkpoint} + {dict_dir} (DFDNet{config.image_size}{core}, width '
                        f'{config.width}, DFT levels {list(config.dft_levels)}; {generator.precision} on {device}; '
-                       f'{resampling} resampling' + (f'; fidelity {fidelity:g}' if sharp_checkpoint else '') + ')')
+                       f'{resampling} resampling' + (f'; fidelity {_describe_fidelity(fidelity)}' if sharp_checkpoint else '') + ')')
         preparer = build_preparer(options, config.image_size, device, resampling)
         return cls(preparer, CropRestorer(generator, device=device, batch_size=options.batch_size,
                                           color_fix=options.color_fix),

@@ -6,6 +6,7 @@ import logging
 import numpy as np
 import torch
 
+from dfdnet.archs.fidelity import restore_batch
 from dfdnet.data.degradations import to_uint8
 from dfdnet.face.color import COLOR_FIXES, color_fix
 
@@ -35,7 +36,8 @@ class CropRestorer:
     """Restores aligned faces with a DFDNet generator, ``batch_size`` faces per forward.
 
     generator: a module called as ``generator(images (B, 3, S, S) in [-1, 1], boxes (B, 4, 4))``
-    (``load_generator`` returns one in eval mode); device: where it lives; color_fix: 'none',
+    (``load_generator`` returns one in eval mode; with fidelity 'auto' each face gets its own,
+    ``dfdnet.archs.fidelity.restore_batch``); device: where it lives; color_fix: 'none',
     'adain' or 'wavelet' (``dfdnet.face.color``: each restored face's colour matched to its input
     crop). On an out-of-memory error the batch is split in halves and retried.
     """
@@ -71,7 +73,9 @@ class CropRestorer:
             with torch.inference_mode():
                 images = crops_to_tensor(crops, self.device)
                 box_tensor = torch.as_tensor(np.stack(boxes), dtype=torch.long, device=self.device)
-                output = self.generator(images, box_tensor)
+                output, fidelities = restore_batch(self.generator, images, box_tensor)
+                if fidelities is not None:
+                    logger.debug('fidelity per face: %s', fidelities)
                 self.forward_calls += 1
                 finite = torch.isfinite(output).flatten(1).all(dim=1).tolist()
                 output = torch.nan_to_num(output) if not all(finite) else output  # those faces are dropped

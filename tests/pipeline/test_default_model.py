@@ -161,24 +161,35 @@ def test_shipped_model_does_no_harm_to_clean_faces(shipped, held_out_x4, tmp_pat
 
 
 def test_shipped_fidelity_ends(shipped, held_out_x4):
-    """Fidelity 1 is the stage-12 generator exactly; the default lies strictly between the two ends."""
+    """Fidelity 1 is the stage-12 generator exactly; the default is per face (auto): a clean x2 face
+    gets fidelity 1 and an x4 face a value strictly between the ends, whose output lies between theirs."""
+    from dfdnet.archs.fidelity import AutoFidelity, restore_batch
     from dfdnet.face.components import component_boxes
     from dfdnet.face.landmarks import read_landmarks
     from dfdnet.pipeline.photo import resolve_fidelity
 
-    sharp, default = resolve_fidelity(SHIPPED / 'net_g.pth')
-    assert sharp == SHIPPED / 'net_g_sharp.pth' and 0 < default < 1 and shipped['fidelity']['default'] == default
-    face = sorted((held_out_x4 / 'x4' / 'lq').iterdir())[0]
-    image = torch.from_numpy(cv2.imread(str(face))[:, :, ::-1].copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
-    landmarks = read_landmarks(held_out_x4 / 'landmarks' / f'{face.name}.txt')  # the GT's, 512 px
-    boxes = torch.from_numpy(component_boxes(landmarks, 512))[None]
+    sharp, rule = resolve_fidelity(SHIPPED / 'net_g.pth')
+    assert sharp == SHIPPED / 'net_g_sharp.pth' and shipped['fidelity']['default'] == 'auto'
+    assert rule == AutoFidelity(**shipped['fidelity']['auto'])
+
+    def load(name):
+        face = sorted((held_out_x4 / name / 'lq').iterdir())[0]
+        image = torch.from_numpy(cv2.imread(str(face))[:, :, ::-1].copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+        landmarks = read_landmarks(held_out_x4 / 'landmarks' / f'{face.name}.txt')  # the GT's, 512 px
+        return image, torch.from_numpy(component_boxes(landmarks, 512))[None]
+
+    (image, boxes), (clean, clean_boxes) = load('x4'), load('clean_x2')
     dicts = SHIPPED / 'dictionaries'
+    auto = load_generator(SHIPPED / 'net_g.pth', dicts, sharp_checkpoint=sharp, fidelity=rule)
     with torch.no_grad():
-        plain = load_generator(SHIPPED / 'net_g.pth', dicts)(image, boxes)
+        plain = load_generator(SHIPPED / 'net_g.pth', dicts)
+        _, (clean_fidelity,) = restore_batch(auto, clean, clean_boxes)
+        output, (fidelity,) = restore_batch(auto, image, boxes)
         outputs = {w: load_generator(SHIPPED / 'net_g.pth', dicts, sharp_checkpoint=sharp, fidelity=w)(image, boxes)
-                   for w in (0.0, default, 1.0)}
-    assert torch.equal(outputs[1.0], plain)
-    assert 0 < (outputs[default] - plain).abs().mean() < (outputs[0.0] - plain).abs().mean()
+                   for w in (0.0, 1.0)}
+        assert torch.equal(outputs[1.0], plain(image, boxes))
+    assert clean_fidelity == 1.0 and 0 < fidelity < 1
+    assert 0 < (output - outputs[1.0]).abs().mean() < (outputs[0.0] - outputs[1.0]).abs().mean()
 
 
 def test_readme_first_command_runs_the_shipped_model(shipped, tmp_path, caplog):
