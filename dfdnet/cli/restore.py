@@ -60,77 +60,149 @@ def _fail(message: str, hint: str = '') -> int:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from dfdnet.utils.distributed import close_coordination, init_coordination, launched_info
     from dfdnet.utils.text import configure_logging
 
+    try:
+        info = launched_info()
+    except RuntimeError as exc:
+        return _fail(str(exc))
+    where = f'rank {info.rank}/{info.world_size} ' if info.enabled else ''
     configure_logging(logging.DEBUG if args.verbose else logging.INFO,
-                      '%(asctime)s %(levelname)s %(name)s: %(message)s')
-    from dfdnet.pipeline.options import RestoreOptions, check_run_paths
-    from dfdnet.pipeline.runner import check_output_folders, list_restore_inputs, results_lock
+                      f'%(asctime)s {where}%(levelname)s %(name)s: %(message)s')
+    from dfdnet.pipeline.options import RestoreOptions
     from dfdnet.utils.options import options_from_args
-    from dfdnet.utils.run_lock import FolderLockedError
 
     try:
         options = options_from_args(RestoreOptions, args)
     except ValueError as exc:
         parser.error(str(exc))
+    init_coordination(info)
+    try:
+        return _locked_run(options, args, info)
+    finally:
+        close_coordination(info)
+
+
+def _prepare(options):
+    """(inputs, None) or (None, the message why the run cannot start); the run's paths are checked."""
+    from dfdnet.pipeline.options import check_run_paths
+    from dfdnet.pipeline.runner import check_output_folders, list_restore_inputs
+
     if options.landmarks_dir is not None and not options.landmarks_dir.is_dir():
-        return _fail(f'landmarks folder not found: {options.landmarks_dir}')
+        return None, f'landmarks folder not found: {options.landmarks_dir}'
     try:
         check_run_paths(options.test_path, options.results_dir)
         check_output_folders(options.test_path, options.results_dir)
         paths = list_restore_inputs(options.test_path, exclude=options.results_dir)
     except (FileNotFoundError, ValueError) as exc:
-        return _fail(str(exc))
+        return None, str(exc)
     if not paths:
-        return _fail(f'no images or videos found under {options.test_path}')
-    created = not options.results_dir.exists()
-    lock = results_lock(options.results_dir)
+        return None, f'no images or videos found under {options.test_path}'
+    return paths, None
+
+
+def _locked_run(options, args, info) -> int:
+    """Rank 0 checks the paths, lists the inputs and takes the results folder's lock for the whole job
+    (a second, independent run into the folder stops at once); every rank then restores its share."""
+    from dfdnet.pipeline.runner import results_lock
+    from dfdnet.utils.files import remove_stale_temporaries
+    from dfdnet.utils.run_lock import FolderLockedError
+
+    lock, created, paths, problem = None, False, None, None
+    if info.is_main:
+        paths, problem = _prepare(options)
+        if problem is None:
+            created = not options.results_dir.exists()
+            lock = results_lock(options.results_dir)
+            try:
+                lock.acquire()  # before the model loads: a second run into the same folder stops at once
+            except (FolderLockedError, OSError) as exc:
+                lock, problem = None, str(exc)
+        if lock is not None and info.enabled:  # no rank writes yet: every temporary is a killed run's
+            remove_stale_temporaries(options.results_dir, min_age_s=0.0)
+    paths, problem = info.broadcast((paths, problem))
+    if problem is not None:
+        return _fail(problem) if info.is_main else 2
     try:
-        lock.acquire()  # before the model loads: a second run into the same folder stops at once
-    except (FolderLockedError, OSError) as exc:
-        return _fail(str(exc))
-    with lock:
-        code = _run(options, args, paths)
+        code = _run(options, args, paths, info)
+    finally:
+        if lock is not None:
+            lock.release()
     if code == 2 and created:  # nothing could start: leave no empty results folder behind
         with contextlib.suppress(OSError):
             options.results_dir.rmdir()
     return code
 
 
-def _run(options, args, paths) -> int:
-    """Load the model, restore ``paths`` and write the summary (the results folder is locked)."""
+def _restore_share(options, args, paths, info):
+    """Load the model and restore this rank's share of ``paths``: (exit code, restoration or None)."""
+    import dataclasses
+
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from dfdnet.errors import CheckpointError, DictionaryError
     from dfdnet.face.landmarks import LandmarkError
     from dfdnet.pipeline.photo import PhotoRestorer, resolve_model_paths
     from dfdnet.pipeline.runner import FolderRestoration
-    from dfdnet.utils.text import printable
+    from dfdnet.utils.distributed import rank_device, shard_by_cost
 
     start = time.perf_counter()
     try:
+        options = dataclasses.replace(options, device=rank_device(info, options.device))
         photo_restorer = PhotoRestorer.from_options(options, dft_levels=args.dft_levels)
     except (CheckpointError, DictionaryError) as exc:
         checkpoint, dict_dir, _ = resolve_model_paths(options.checkpoint, options.dict_dir)
-        return _fail(str(exc), missing_weights_hint(checkpoint, dict_dir))
-    except (LandmarkError, FileNotFoundError, ValueError) as exc:
-        return _fail(str(exc))
+        return _fail(str(exc), missing_weights_hint(checkpoint, dict_dir)), None
+    except (LandmarkError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        return _fail(str(exc)), None
     load_seconds = time.perf_counter() - start
+    share = shard_by_cost(paths, [_size(p) for p in paths], info)  # a video stays whole: one input, one rank
     logger.info('model: %s', photo_restorer.model_description)
-    logger.info('%d image(s) from %s -> %s', len(paths), options.test_path, options.results_dir)
+    logger.info('%d of %d image(s) from %s -> %s', len(share), len(paths), options.test_path, options.results_dir)
+    restoration = FolderRestoration(options, photo_restorer, exclusive=not info.enabled, rank=info.rank)
     with logging_redirect_tqdm():
-        summary = FolderRestoration(options, photo_restorer, exclusive=True).run(paths)
-    summary.model_load_seconds = load_seconds
+        restoration.run(paths, only=share, page=not info.enabled)
+    restoration.summary.model_load_seconds = load_seconds
+    return 0, restoration
+
+
+def _size(path) -> int:
+    with contextlib.suppress(OSError):
+        return Path(path).stat().st_size
+    return 0
+
+
+def _run(options, args, paths, info) -> int:
+    """Restore ``paths`` over the ranks (the results folder is locked); rank 0 merges the ranks'
+    summaries and pages and writes summary.json and index.html once every rank is done."""
+    from dfdnet.pipeline.summary import merge_summaries
+    from dfdnet.utils.text import printable
+
+    code, restoration = _restore_share(options, args, paths, info)
+    done = None if restoration is None else (restoration.summary, restoration.rows)
+    gathered = info.gather(done)  # every rank gets here, also after a failure: no rank waits forever
+    if not info.is_main:
+        return info.broadcast(None)
+    if any(item is None for item in gathered):
+        return info.broadcast(max(code, 2))
+    if info.enabled:
+        summary = merge_summaries([s for s, _ in gathered], paths)
+        rows = {path: row for _, part in gathered for path, row in part.items()}
+        if options.write_html:
+            restoration.write_page(paths, rows, summary)
+    else:
+        summary = restoration.summary
     print(summary.format())
     try:
         summary.write_json(options.results_dir / 'summary.json')
     except OSError as exc:  # e.g. a full disk: the run's results are above, only the record is missing
         print(f'error: cannot write {printable(options.results_dir / "summary.json")}: '
               f'{exc.strerror or exc}', file=sys.stderr)
-        return 1
+        return info.broadcast(1)
     results = printable(options.results_dir)
     print(f'results: {results}' + (f' (open {results}/index.html)' if options.write_html else ''))
-    return 0 if summary.ok else 1
+    return info.broadcast(0 if summary.ok else 1)
 
 
 if __name__ == '__main__':

@@ -26,9 +26,11 @@ from dfdnet.dictionary.feature_store import FeatureStore, samples_hash
 from dfdnet.dictionary.features import extract_samples, feature_layout, file_sha256, load_encoder
 from dfdnet.dictionary.kmeans import kmeans
 from dfdnet.dictionary.options import BuildOptions
+from dfdnet.dictionary.sharding import (DictionaryBuildError, features_across_shards, my_keys, my_share, sample_entries,
+                                        shard_folder, together)
 from dfdnet.errors import UnreadableFileError
 from dfdnet.face.landmarks import ALIGNED_LANDMARK_PROCEDURE
-from dfdnet.utils.device import select_device
+from dfdnet.utils.distributed import DistInfo, rank_device
 from dfdnet.utils.files import atomic_path, check_npy, read_json
 from dfdnet.utils.image_io import ImageReadError
 from dfdnet.utils.precision import resolve_precision
@@ -36,10 +38,6 @@ from dfdnet.utils.precision import resolve_precision
 logger = logging.getLogger(__name__)
 
 COMMIT_EVERY = 8  # batches between two commits of the feature cache
-
-
-class DictionaryBuildError(RuntimeError):
-    """The dictionary cannot be built from these inputs (the message says why)."""
 
 
 @dataclass
@@ -151,14 +149,14 @@ def _reusable(previous, signature: dict, target: Path, shape: tuple, record_path
     return True
 
 
-def _cluster(store: FeatureStore, options: BuildOptions, layout: dict, out: Path, cache: Path, device) -> dict:
-    """K-means per (part, level); writes the 16 centre files. Returns per-key statistics."""
-    record_path = cache / 'clustering.json'
+def _cluster(features_of, signature: dict, keys: list, options: BuildOptions, layout: dict, out: Path,
+             record_path: Path, device) -> dict:
+    """K-means of ``keys`` (part, level), each of the rows ``features_of(key)``; writes their centre
+    files. Returns per-key statistics."""
     records = _read_records(record_path)
-    signature = {'k': options.k, 'seed': options.seed, 'output': str(out.resolve()), 'features': store.manifest,
-                 'done': int(store.done.sum()), 'kmeans': vars(options.kmeans)}
+    signature = dict(signature, k=options.k, seed=options.seed, output=str(out.resolve()), kmeans=vars(options.kmeans))
     stats = {}
-    for key in tqdm(list(layout), desc='clustering', unit='dict'):
+    for key in tqdm(keys, desc='clustering', unit='dict'):
         part, fsize = key
         name = dictionary_file_name(part, fsize)
         _, channels, side = layout[key]
@@ -168,7 +166,7 @@ def _cluster(store: FeatureStore, options: BuildOptions, layout: dict, out: Path
             stats[name] = previous['stats']
             logger.info('%s: already clustered, reused', name)
             continue
-        features = store.features(key)
+        features = features_of(key)
         if features.shape[0] < options.k:
             raise DictionaryBuildError(f'K={options.k} is larger than the {features.shape[0]} usable {part} crops at '
                                        f'feature size {fsize}: use a smaller --k or more faces')
@@ -194,12 +192,17 @@ def _cluster(store: FeatureStore, options: BuildOptions, layout: dict, out: Path
     return stats
 
 
-def build_dictionary(options: BuildOptions) -> BuildSummary:
-    """Run the whole build; see the module docstring. Raises ``DictionaryBuildError`` with the reason."""
+def build_dictionary(options: BuildOptions, info: DistInfo | None = None) -> BuildSummary:
+    """Run the whole build; see the module docstring. Raises ``DictionaryBuildError`` with the reason.
+
+    info: this process's torchrun rank (default: a single process); the ranks share the feature
+    extraction (contiguous shares of the sample) and the 16 k-means, then rank 0 writes dictionary.json.
+    """
     options.validate()
+    info = info or DistInfo()
     started = time.time()
     seconds = {}
-    device = torch.device(select_device(options.gpu_ids))
+    device = torch.device(rank_device(info, options.gpu_ids))
     encoder, config, encoder_info = load_encoder(options.checkpoint, options.vgg, options.random_encoder,
                                                  options.encoder)
     encoder.to(device)
@@ -218,7 +221,13 @@ def build_dictionary(options: BuildOptions) -> BuildSummary:
     cache = LandmarkCache.load_or_new(landmark_path, root, config.image_size,
                                       'txt' if options.landmarks_dir else ALIGNED_LANDMARK_PROCEDURE)
     t0 = time.time()
-    compute_landmarks(images, root, cache, landmark_path, faces_opts, options.max_faces, options.landmarks_dir)
+    if info.is_main:  # one landmark cache, filled by rank 0; the other ranks read it after the barrier
+        together(info, lambda: compute_landmarks(images, root, cache, landmark_path, faces_opts, options.max_faces,
+                                                 options.landmarks_dir))
+    else:
+        together(info, lambda: None)
+        cache = LandmarkCache.load_or_new(landmark_path, root, config.image_size,
+                                          'txt' if options.landmarks_dir else ALIGNED_LANDMARK_PROCEDURE)
     seconds['landmarks'] = time.time() - t0
     entries, skipped = _select_samples(cache, images, options.max_faces)
     for path, index, reason in skipped:
@@ -231,12 +240,15 @@ def build_dictionary(options: BuildOptions) -> BuildSummary:
         raise DictionaryBuildError(f'K={options.k} is larger than the number of usable crops per part and level: '
                                    f'{len(entries)} faces x {views} view(s) = {len(entries) * views}; '
                                    'use a smaller --k or more faces')
+    entries = sample_entries(entries, views, options.k, options.max_rows_per_atom, options.seed)
     layout = feature_layout(config)
     chunk_mb = options.kmeans.chunk_mb or (1024 if device.type == 'cuda' else 32)
     need = memory_estimate(layout, len(entries) * views, options.k, chunk_mb)
-    logger.info('%d faces x %d views; feature cache %.2f GB on disk; largest k-means features %.2f GB '
+    logger.info('%d sampled faces x %d views; feature cache %.2f GB on disk; largest k-means features %.2f GB '
                 '(float16), working set %.2f GB', len(entries), views, need['feature_cache_bytes'] / 1e9,
                 need['largest_features_bytes'] / 1e9, need['kmeans_working_bytes'] / 1e9)
+    sample_sha256 = samples_hash([f'{e.path}#{e.face_index}' for e in entries])
+    entries = my_share(entries, info)
     keys = [f'{e.path}#{e.face_index}' for e in entries]
     manifest = {'encoder_sha256': encoder_info.weights_sha256, 'image_size': config.image_size,
                 'part_sizes': list(config.part_sizes), 'flip': options.flip, 'align': options.align,
@@ -244,22 +256,35 @@ def build_dictionary(options: BuildOptions) -> BuildSummary:
                     [np.asarray(e.landmarks, dtype=np.float32).tobytes().hex() for e in entries])}
     if options.precision != 'fp32':  # features of another precision are not reused (fp32 caches stay valid)
         manifest['precision'] = options.precision
-    store = FeatureStore(cache_dir / 'features', len(entries), views, layout, manifest)
     t0 = time.time()
-    failures = _extract_features(store, entries, root, options, encoder, config, device)
+    store = FeatureStore(shard_folder(cache_dir, info), len(entries), views, layout, manifest)
+    failures = together(info, lambda: _extract_features(store, entries, root, options, encoder, config, device))
     seconds['features'] = time.time() - t0
+    shares = info.all_gather({'manifest': store.manifest, 'done': int(store.done.sum()), 'failures': failures})
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
-    stats = _cluster(store, options, layout, out, cache_dir, device)
+    signature = {'features': [s['manifest'] for s in shares], 'done': sum(s['done'] for s in shares),
+                 'sample_sha256': sample_sha256}
+    record_name = 'clustering.json' if not info.enabled else f'clustering_{info.rank}of{info.world_size}.json'
+    record_path = cache_dir / record_name
+    stats = together(info, lambda: _cluster(
+        lambda key: features_across_shards(cache_dir, info, key, list(layout), views), signature,
+        my_keys(list(layout), info), options, layout, out, record_path, device))
+    stats = {name: value for part in info.all_gather(stats) for name, value in part.items()}
     seconds['clustering'] = time.time() - t0
     seconds['total'] = time.time() - started
-    faces_used = int(store.done.sum())
+    faces_used = signature['done']
+    failures = [f for s in shares for f in s['failures']]
     summary = BuildSummary(out, options.k, faces_used, faces_used * views, skipped + failures, seconds)
-    _write_metadata(out / 'dictionary.json', options, config, encoder_info, summary, stats, landmark_path, device)
+    if info.is_main:
+        _write_metadata(out / 'dictionary.json', options, config, encoder_info, summary, stats, landmark_path,
+                        device, info.world_size)
+    info.barrier()
     return summary
 
 
-def _write_metadata(path: Path, options, config, encoder_info, summary: BuildSummary, stats, landmark_path, device):
+def _write_metadata(path: Path, options, config, encoder_info, summary: BuildSummary, stats, landmark_path, device,
+                    ranks: int = 1):
     meta = {
         'format': 'dfdnet-dictionary', 'version': 1, 'K': options.k,
         'faces_used': summary.faces_used, 'samples_per_dictionary': summary.samples,
@@ -269,7 +294,7 @@ def _write_metadata(path: Path, options, config, encoder_info, summary: BuildSum
         'layout': {dictionary_file_name(p, f): [options.k, c, s, s]
                    for (p, f), (_, c, s) in feature_layout(config).items()},
         'seed': options.seed, 'options': options.to_dict(), 'landmark_cache': str(landmark_path),
-        'device': str(device), 'seconds': {k: round(v, 2) for k, v in summary.seconds.items()},
+        'device': str(device), 'ranks': ranks, 'seconds': {k: round(v, 2) for k, v in summary.seconds.items()},
         'kmeans': stats, 'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'torch': torch.__version__,
     }

@@ -173,3 +173,43 @@ class FeatureStore:
             compact.flush()
             del compact
         return np.load(compact_path, mmap_mode='r')
+
+
+def committed_rows(folder, key, keys: list, views: int):
+    """(float16 memmap, usable row indices) of ``key``, one of the (part, feature size) ``keys`` of
+    a committed store in ``folder``, read-only and without the CRC pass (its owner checked the store
+    when it opened it)."""
+    folder = Path(folder)
+    state = read_npz(folder / 'state.npz', 'feature cache state')
+    column = list(keys).index(key)
+    rows = np.flatnonzero(np.repeat(state['done'], views) & state['valid'][:, column])
+    return np.load(folder / f'{key[0]}_{key[1]}.npy', mmap_mode='r'), rows
+
+
+class StackedRows:
+    """The chosen rows of several (N_i, D) arrays as one read-only (N, D) array, without a copy:
+    what k-means reads (``shape``, ``dtype``, row slices, row index arrays, ``np.asarray``)."""
+
+    def __init__(self, parts: list):
+        self.parts = [(array, np.asarray(rows, dtype=np.int64)) for array, rows in parts]
+        self.rows = np.concatenate([np.stack([np.full(len(rows), i), rows], 1) for i, (_, rows) in
+                                    enumerate(self.parts)]) if self.parts else np.zeros((0, 2), np.int64)
+        self.dtype = self.parts[0][0].dtype
+        self.shape = (len(self.rows), int(self.parts[0][0].shape[1]))
+        self.ndim = 2
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        wanted = self.rows[index] if isinstance(index, slice) else self.rows[np.asarray(index, dtype=np.int64)]
+        out = np.empty((len(wanted), self.shape[1]), dtype=self.dtype)
+        for part, (array, _) in enumerate(self.parts):
+            here = np.flatnonzero(wanted[:, 0] == part)
+            if len(here):
+                out[here] = array[wanted[here, 1]]
+        return out
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)

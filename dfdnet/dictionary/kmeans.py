@@ -249,7 +249,7 @@ def choose_backend(backend: str, features, device: torch.device, max_resident_by
         return 'torch', device, 'faiss is not installed'
     n, dim = int(features.shape[0]), int(features.shape[1])
     floating = (features.dtype.is_floating_point if isinstance(features, torch.Tensor)
-                else isinstance(features, np.ndarray) and np.issubdtype(features.dtype, np.floating))
+                else hasattr(features, 'dtype') and np.issubdtype(np.dtype(features.dtype), np.floating))
     problem = None
     if not floating:
         problem = f'faiss needs a float numpy array, memmap or tensor, got {type(features).__name__}'

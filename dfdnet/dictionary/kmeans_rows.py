@@ -27,7 +27,8 @@ class FeatureRows:
         elif isinstance(features, torch.Tensor):
             self.data = features.to(device, torch.float32) if as_float32 else features.to(device)
         else:
-            if isinstance(features, np.memmap) or not features.flags.writeable:
+            if not isinstance(features, np.ndarray) or isinstance(features, np.memmap) \
+                    or not features.flags.writeable:
                 features = np.array(features)  # into memory (torch wants a writable array)
             tensor = torch.from_numpy(np.ascontiguousarray(features))  # no copy yet
             # float32 once when it fits (converting float16 at every pass is slow on a CPU)

@@ -33,7 +33,8 @@ class BuildOptions:
     encoder: str = 'vgg19'         # architecture for --vgg / --random_encoder (a checkpoint says its own)
     max_faces: int | None = None
     flip: bool = True
-    seed: int = 0
+    seed: int = 0                  # seeds the face sample and the k-means++ initialisation
+    max_rows_per_atom: int = 48    # keep a seeded sample of at most this x K rows per dictionary (0: every face)
     gpu_ids: list | None = None    # None: CUDA 0 when available, else CPU; [-1]: CPU
     batch_size: int = 4
     precision: str = 'fp32'        # encoder pass: fp32, bf16, fp16 or auto (bf16 where native); crops kept float32
@@ -72,6 +73,8 @@ class BuildOptions:
                              f'and {self.kmeans.init_dims}')
         if self.precision not in ('auto', 'fp32', 'bf16', 'fp16'):
             raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
+        if self.max_rows_per_atom < 0:
+            raise ValueError(f'max_rows_per_atom must be >= 0 (0: no bound), got {self.max_rows_per_atom}')
         if self.batch_size < 1:
             raise ValueError(f'batch_size must be positive, got {self.batch_size}')
         if Path(self.output).resolve() == Path(self.input).resolve():

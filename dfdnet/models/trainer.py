@@ -11,7 +11,6 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -31,31 +30,13 @@ from dfdnet.models.options import OptionsError, check_experiment_paths
 from dfdnet.models.training_state import get_rng_state, load_latest_state, load_training_state, \
     save_training_state, set_rng_state
 from dfdnet.utils.device import select_device
+from dfdnet.utils.distributed import DistInfo, launched_info
 from dfdnet.utils.files import atomic_path, atomic_torch_save, remove_stale_temporaries
 from dfdnet.utils.image_io import list_face_images
 from dfdnet.utils.run_lock import FolderLock
 from dfdnet.utils.text import SafeFormatter
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.enabled:
-            dist.barrier()
 
 
 def init_distributed(launcher: str, device_option: str) -> tuple[DistInfo, torch.device]:
@@ -68,7 +49,7 @@ def init_distributed(launcher: str, device_option: str) -> tuple[DistInfo, torch
     if 'RANK' not in os.environ or 'WORLD_SIZE' not in os.environ:
         raise RuntimeError('--launcher pytorch needs the RANK/WORLD_SIZE variables that torchrun sets: run '
                            '`torchrun --nproc_per_node=N train.py -opt ... --launcher pytorch`')
-    info = DistInfo(int(os.environ['RANK']), int(os.environ['WORLD_SIZE']), int(os.environ.get('LOCAL_RANK', 0)))
+    info = launched_info()
     if use_cuda:
         torch.cuda.set_device(info.local_rank)
         device = torch.device('cuda', info.local_rank)

@@ -92,6 +92,9 @@ class RestoreOptions:
     temporal_smoothing: bool = option(True, 'videos: restore every frame on its own, without tracking faces and '
                                       'smoothing their landmarks over time', flag='--no_temporal_smoothing',
                                       negate=True, group='video')
+    skip_existing: bool = option(False, 'resume a killed run: leave the inputs whose final result is already in '
+                                 'results_dir, whole, untouched (a cut or damaged result is made again)',
+                                 group='output')
     write_html: bool = option(True, 'do not write results_dir/index.html', flag='--no_html', negate=True,
                               group='output')
     max_input_megapixels: float = option(64.0, 'skip (and report) larger inputs instead of running out of memory '

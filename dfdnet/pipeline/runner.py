@@ -18,6 +18,7 @@ from dfdnet.face.landmarks import LandmarkError, landmark_file_for, read_landmar
 from dfdnet.pipeline.options import RestoreOptions
 from dfdnet.pipeline.photo import PhotoRestorer
 from dfdnet.pipeline.restorer import NOT_FINITE
+from dfdnet.pipeline.resume import is_finished
 from dfdnet.pipeline.results_folder import (STEP_AFFINE, STEP_CROP, STEP_FINAL, STEP_INPUT, STEP_LANDMARKS,  # noqa: F401
                                             STEP_RESTORED, STEPS, check_output_folders, remove_earlier_face_files,
                                             results_lock)
@@ -86,11 +87,14 @@ class FolderRestoration:
 
     exclusive: the caller holds the results folder's lock (``results_lock``), so no other run writes
     there and every temporary file in it is a killed run's, removed whatever its age.
+    rank: the torchrun rank running this share of the inputs, recorded with each photo.
     """
 
-    def __init__(self, options: RestoreOptions, photo_restorer: PhotoRestorer, exclusive: bool = False):
+    def __init__(self, options: RestoreOptions, photo_restorer: PhotoRestorer, exclusive: bool = False,
+                 rank: int = 0):
         self.options = options
         self.exclusive = exclusive
+        self.rank = rank
         self.photo_restorer = photo_restorer
         self.layout = OutputLayout(options.results_dir, options.ext)
         self.timer = StageTimer()
@@ -99,19 +103,24 @@ class FolderRestoration:
         self._keys = frozenset()  # the output keys of this run's inputs
         self._bar = None
 
-    def run(self, paths=None) -> RunSummary:
-        """Process ``paths`` (default: every image and video under ``options.test_path``)."""
+    def run(self, paths=None, only=None, page: bool = True) -> RunSummary:
+        """Process ``paths`` (default: every image and video under ``options.test_path``), or of them
+        only the share ``only`` (another process runs the rest: the output names still come from
+        all of ``paths``). ``page``: write index.html (a shard's caller writes the merged one)."""
         opts = self.options
         start = time.perf_counter()
         paths = list_restore_inputs(opts.test_path, exclude=opts.results_dir) if paths is None else list(paths)
+        mine = paths if only is None else list(only)
         check_output_folders(opts.test_path, opts.results_dir)
         remove_stale_temporaries(opts.results_dir, min_age_s=0.0 if self.exclusive else 600.0)  # logs how many
         keys = output_keys(paths, opts.test_path)
         self._keys = frozenset(keys.values())
-        self.summary.images_total = len(paths)
+        self.summary.images_total = len(mine)
         queue: list = []
-        with tqdm(total=len(paths), desc='images', unit='img', dynamic_ncols=True) as self._bar:
-            for path in paths:
+        with tqdm(total=len(mine), desc='images', unit='img', dynamic_ncols=True) as self._bar:
+            for path in mine:
+                if opts.skip_existing and self._reuse_finished(path, keys[path]):
+                    continue
                 if is_video_file(path):
                     queue = self._restore_queue(queue, full_batches_only=False)  # the photos before it first
                     self._run_video(path, keys[path])
@@ -127,9 +136,34 @@ class FolderRestoration:
         self.summary.stage_seconds = dict(self.timer.seconds)
         self.summary.forward_calls = self.photo_restorer.restorer.forward_calls
         self.summary.total_seconds = time.perf_counter() - start
-        if opts.write_html:
-            self._write_page(paths)
+        self.summary.photos = [{'path': str(p), 'output': keys[p], 'rank': self.rank,
+                                'status': self._status(p)} for p in mine]
+        if opts.write_html and page:
+            self.write_page(paths)
         return self.summary
+
+    def _status(self, path: Path) -> str:
+        if path in self.summary.failed:
+            return 'failed'
+        return 'earlier run' if path in self.summary.images_existing else 'restored'
+
+    def _reuse_finished(self, path: Path, key: str) -> bool:
+        """--skip_existing: True (and the results page shows them) when an earlier run finished
+        ``path``: its files are left as they are."""
+        video = is_video_file(path)
+        if not is_finished(self.layout, key, self.options.aligned, video):
+            return False
+        logger.info('%s: finished by an earlier run, skipped (--skip_existing)', path)
+        row = self.rows[path] = ImageRow(name=key, note='restored by an earlier run (--skip_existing)')
+        for column, step in (('input', STEP_INPUT), ('final', STEP_RESTORED if self.options.aligned else STEP_FINAL)):
+            picture = self.layout.path(step, key)
+            if picture.is_file():
+                row.columns[column] = [picture]
+        if video:
+            row.video = self.layout.path(STEP_FINAL, key, ext='mp4')
+        self.summary.images_existing.append(path)
+        self._bar.update(1)
+        return True
 
     # -- stages -------------------------------------------------------------------------------
 
@@ -330,17 +364,21 @@ class FolderRestoration:
         self.rows[path].columns.setdefault(column, []).append(picture)
         return picture
 
-    def _write_page(self, paths) -> None:
+    def write_page(self, paths, rows: dict | None = None, summary: RunSummary | None = None) -> None:
+        """index.html of ``paths`` in order, from ``rows`` and ``summary`` (default: this process's)."""
+        rows = self.rows if rows is None else rows
         try:
-            summary = self.summary
+            summary = self.summary if summary is None else summary
             per_image = summary.seconds_per_image()
             info = {'model': self.photo_restorer.model_description,
-                    'images': f'{summary.images_done} restored, {len(summary.failed)} failed',
+                    'images': f'{summary.images_done} restored, {len(summary.failed)} failed'
+                              + (f', {len(summary.images_existing)} by an earlier run' if summary.images_existing
+                                 else ''),
                     'faces': str(summary.faces_restored),
                     'time per image': f'{per_image:.2f} s' if per_image is not None else 'n/a',
                     'paste-back': self.photo_restorer.paste_mask,
                     'colour fix': self.photo_restorer.restorer.color_fix}
-            write_results_page(self.options.results_dir / 'index.html', [self.rows[p] for p in paths if p in self.rows],
+            write_results_page(self.options.results_dir / 'index.html', [rows[p] for p in paths if p in rows],
                                info=info)
         except Exception as exc:  # the page is a convenience; never fail the run for it
             logger.warning('cannot write %s: %s', self.options.results_dir / 'index.html', exc)

@@ -42,6 +42,9 @@ class RunSummary:
     stage_seconds: dict = field(default_factory=dict)
     device: str = 'cpu'
     videos: list = field(default_factory=list)  # VideoResult.to_dict() of each video, with its 'path'
+    images_existing: list = field(default_factory=list)  # finished by an earlier run (--skip_existing)
+    photos: list = field(default_factory=list)  # per input: path, output key, rank, status
+    ranks: list = field(default_factory=list)  # per torchrun rank: device, images, seconds (merged runs)
 
     @property
     def ok(self) -> bool:
@@ -69,7 +72,8 @@ class RunSummary:
             'model_load_seconds': round(self.model_load_seconds, 3),
             'seconds_per_face': _round(self.seconds_per_face()), 'seconds_per_image': _round(self.seconds_per_image()),
             'stage_seconds': {k: round(v, 3) for k, v in self.stage_seconds.items()},
-            'videos': self.videos,
+            'videos': self.videos, 'images_existing': [str(p) for p in self.images_existing],
+            'ranks': self.ranks, 'photos': self.photos,
         }
 
     def write_json(self, path) -> Path:
@@ -80,7 +84,8 @@ class RunSummary:
 
     def format(self) -> str:
         """A few human-readable lines for the end of a run (control characters escaped)."""
-        lines = [f'images: {self.images_total} ({self.images_done} done, {len(self.failed)} failed, '
+        earlier = f', {len(self.images_existing)} by an earlier run' if self.images_existing else ''
+        lines = [f'images: {self.images_total} ({self.images_done} done{earlier}, {len(self.failed)} failed, '
                  f'{len(self.images_without_face)} without a face)',
                  f'faces: {self.faces_detected} detected, {self.faces_restored} restored, '
                  f'{len(self.faces_skipped)} skipped',
@@ -96,6 +101,27 @@ class RunSummary:
         for path, reason in self.failed.items():
             lines.append(f'FAILED {path}: {reason}')
         return '\n'.join(printable(line) for line in lines)  # a file name's newline or escape code shown escaped
+
+
+def merge_summaries(summaries: list, order: list) -> RunSummary:
+    """One summary of the ranks' ``summaries`` (in rank order): counts and stage seconds added, wall
+    time the longest rank's, ``photos`` in the inputs' ``order`` (a list of paths), ``ranks`` filled."""
+    merged = RunSummary(device=', '.join(dict.fromkeys(s.device for s in summaries)))
+    for summary in summaries:
+        for name in ('images_total', 'images_done', 'faces_detected', 'faces_restored', 'forward_calls'):
+            setattr(merged, name, getattr(merged, name) + getattr(summary, name))
+        for name in ('images_without_face', 'faces_skipped', 'videos', 'images_existing', 'photos'):
+            getattr(merged, name).extend(getattr(summary, name))
+        merged.failed.update(summary.failed)
+        for stage, seconds in summary.stage_seconds.items():
+            merged.stage_seconds[stage] = merged.stage_seconds.get(stage, 0.0) + seconds
+        merged.ranks.append({'rank': len(merged.ranks), 'device': summary.device, 'images': summary.images_total,
+                             'images_done': summary.images_done, 'seconds': round(summary.total_seconds, 3)})
+    merged.total_seconds = max(s.total_seconds for s in summaries)
+    merged.model_load_seconds = max(s.model_load_seconds for s in summaries)
+    position = {str(p): i for i, p in enumerate(order)}
+    merged.photos.sort(key=lambda photo: position.get(photo['path'], len(position)))
+    return merged
 
 
 def _round(value):

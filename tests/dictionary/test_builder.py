@@ -336,7 +336,7 @@ def test_every_command_line_flag_is_a_build_option():
 
     args = parse_args(['--input', 'a', '--output', 'b', '--k', '8', '--max_faces', '3', '--align', '--no_flip',
                        '--landmarks_dir', 'l', '--cache_dir', 'c', '--batch_size', '2', '--gpu_ids', '-1',
-                       '--seed', '5', '--precision', 'bf16'])
+                       '--seed', '5', '--precision', 'bf16', '--max_rows_per_atom', '40'])
     overrides = overrides_from_args(args)
     assert all(value is not None for value in overrides.values()), 'every flag was given'
     for key in overrides:
@@ -368,3 +368,44 @@ def test_bf16_features_are_float32_crops_close_to_fp32(shared_data):
         assert 0 < relative < 0.05, (key, float(relative))
     with pytest.raises(ValueError, match='precision'):
         make_options('in', 'out', precision='int8').validate()
+
+
+def test_two_ranks_build_the_dictionaries_of_one(built, tmp_path):
+    """torchrun with 2 CPU ranks (gloo): each extracts its share of the sample and clusters half of the
+    16 dictionaries; the atoms are those of the one-process build (up to order, within 1 %)."""
+    import subprocess
+    import sys
+
+    options, _ = built
+    cache = tmp_path / 'cache'
+    cache.mkdir()
+    shutil.copy(options.landmark_cache_path(), cache / 'landmarks.npz')  # the landmarks are not the point here
+    (tmp_path / 'build.yml').write_text('kmeans:\n  max_iter: 50\n')
+    command = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
+               str(ROOT / 'build_dictionary.py'), '-opt', str(tmp_path / 'build.yml'), '--input', options.input,
+               '--output', str(tmp_path / 'out'), '--k', str(K), '--random_encoder', '0', '--gpu_ids', '-1',
+               '--batch_size', '2', '--cache_dir', str(cache)]
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(ROOT))
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in cache.glob('features_*')) == ['features_0of2', 'features_1of2']
+    meta = json.loads((tmp_path / 'out' / 'dictionary.json').read_text())
+    assert meta['ranks'] == 2 and meta['faces_used'] == 3 and len(meta['kmeans']) == 16
+    for (part, fsize) in GeneratorConfig().dictionary_layout():
+        name = dictionary_file_name(part, fsize)
+        one = np.load(Path(options.output) / name).reshape(K, -1)
+        two = np.load(tmp_path / 'out' / name).reshape(K, -1)
+        for atom in one:  # each atom has a twin among the other build's, within 1 % of its norm
+            assert np.linalg.norm(two - atom, axis=1).min() <= 0.01 * np.linalg.norm(atom), name
+
+
+def test_the_sample_is_seeded_bounded_and_the_plan_fits_ffhq(capsys):
+    from dfdnet.dictionary.sharding import sample_entries
+
+    entries = list(range(1000))
+    sample = sample_entries(entries, views=2, k=8, max_rows_per_atom=48, seed=0)
+    assert len(sample) * 2 <= 48 * 8 and sample == sorted(sample) == sample_entries(entries, 2, 8, 48, 0)
+    assert sample != sample_entries(entries, 2, 8, 48, 1) and sample_entries(entries, 2, 8, 0, 0) == entries
+    assert cli_main(['--plan', '70000', '--k', '512', '--gpu_ids', '-1']) == 0
+    disk = next(line for line in capsys.readouterr().out.splitlines() if 'disk' in line)
+    assert 'GB' in disk and float(disk.split()[1]) <= 100
