@@ -20,8 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# Boxes of a typical aligned face (from a released landmark file), (4, 4) [x1, y1, x2, y2].
-TYPICAL_BOXES = [[146, 182, 225, 261], [290, 180, 370, 260], [237, 298, 279, 340], [208, 335, 303, 430]]
+from dfdnet.archs.random_weights import TYPICAL_BOXES  # noqa: E402
 
 
 def write_dictionaries(folder: Path, num_atoms: int, seed: int = 0, width: int = 64) -> Path:

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from dfdnet.archs.random_weights import condition_spectral_norm_  # noqa: F401 (tests import it from here)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get('DFDNET_SHARED_DATA', ROOT.parent / 'shared' / 'data'))
 
@@ -59,25 +61,6 @@ def write_random_dictionaries(folder: Path, num_atoms: int = 4, seed: int = 0, c
         atoms = rng.standard_normal((num_atoms, channels, size, size)).astype(np.float32)
         np.save(folder / dictionary_file_name(part, fsize), atoms)
     return folder
-
-
-@torch.no_grad()
-def condition_spectral_norm_(model: torch.nn.Module, iters: int = 20) -> torch.nn.Module:
-    """Converge every stored spectral-norm (u, v) pair by power iteration.
-
-    Random u, v give an arbitrary eval-mode sigma (tiny or negative: exploding outputs);
-    converged ones give the top singular value, as in a trained checkpoint.
-    """
-    for module in model.modules():
-        if hasattr(module, 'weight_orig') and hasattr(module, 'weight_u'):
-            weight = module.weight_orig.flatten(1)
-            u = module.weight_u
-            for _ in range(iters):
-                v = torch.nn.functional.normalize(weight.T @ u, dim=0)
-                u = torch.nn.functional.normalize(weight @ v, dim=0)
-            module.weight_u.copy_(u)
-            module.weight_v.copy_(v)
-    return model
 
 
 def write_random_generator(path: Path, seed: int = 0, config=None) -> Path:
