@@ -10,10 +10,11 @@ setup(
     packages=find_packages(include=['dfdnet', 'dfdnet.*']),
     # the shipped default model travels with the package (found through it: dfdnet.shipped_model_dir())
     package_data={'dfdnet': ['data/*.npz', 'pretrained/default/*.pth', 'pretrained/default/*.json',
-                             'pretrained/default/*.md', 'pretrained/default/dictionaries/*']},
+                             'pretrained/default/*.md', 'pretrained/default/dictionaries/*',
+                             'app/static/*']},
     python_requires='>=3.10',
-    install_requires=[r for r in requirements if r and not r.startswith('pytest')],
-    extras_require={'test': ['pytest>=7.4']},
+    install_requires=[r for r in requirements if r and not r.startswith(('pytest', 'playwright'))],
+    extras_require={'test': [r for r in requirements if r.startswith(('pytest', 'playwright'))]},
     entry_points={'console_scripts': [
         'dfdnet-restore=dfdnet.cli.restore:main',
         'dfdnet-build-dictionary=dfdnet.cli.build_dictionary:main',
@@ -24,5 +25,6 @@ setup(
         'dfdnet-validate=dfdnet.cli.validate:main',
         'dfdnet-export-model=dfdnet.cli.export_model:main',
         'dfdnet-make-figure=dfdnet.cli.make_figure:main',
+        'dfdnet-app=dfdnet.app.cli:main',
     ]},
 )

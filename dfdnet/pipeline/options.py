@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from dfdnet.face.color import COLOR_FIXES
@@ -18,6 +19,11 @@ PASTE_MASKS = ('face', 'released')  # dfdnet.face.paste.face_mask / soft_mask
 PASTE_TRANSFORMS = ('inverse', 'released')  # dfdnet.face.alignment.alignment_transforms (kept light: no cv2 here)
 MAX_DETECTOR_UPSAMPLE = 3  # 64 times the photo's pixels
 RESAMPLINGS = ('auto', 'bilinear', 'bicubic')  # dfdnet.face.alignment.RESAMPLING, or chosen by the model
+
+
+def shipped_model_dir() -> Path:
+    """The default model shipped inside the package (``dfdnet/pretrained/default``)."""
+    return Path(str(resources.files('dfdnet').joinpath('pretrained', 'default')))
 
 
 @dataclass

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,8 @@ import numpy as np
 from dfdnet.archs.fidelity import AutoFidelity
 from dfdnet.face.paste import face_mask, paste_faces
 from dfdnet.pipeline.faces import FacePreparer, PreparedFace, SkippedFace
-from dfdnet.pipeline.options import PASTE_MASKS, RELEASED_CHECKPOINT, RELEASED_DICT_DIR, RestoreOptions
+from dfdnet.pipeline.options import (PASTE_MASKS, RELEASED_CHECKPOINT, RELEASED_DICT_DIR, RestoreOptions,
+                                     shipped_model_dir)
 from dfdnet.pipeline.restorer import NOT_FINITE, CropRestorer
 from dfdnet.pipeline.summary import StageTimer
 from dfdnet.utils.device import select_device
@@ -29,11 +29,6 @@ from dfdnet.utils.image_io import ImageSizeError, check_image_array, to_rgb8
 
 logger = logging.getLogger(__name__)
 
-
-
-def shipped_model_dir() -> Path:
-    """The default model shipped inside the package (``dfdnet/pretrained/default``)."""
-    return Path(str(resources.files('dfdnet').joinpath('pretrained', 'default')))
 
 
 def resolve_model_paths(checkpoint=None, dict_dir=None, released_checkpoint=RELEASED_CHECKPOINT,

@@ -165,8 +165,9 @@ def _flag(field) -> str:
     return field.metadata['flag'] or f'--{field.name}'
 
 
-def add_arguments(parser, cls, groups: dict | None = None) -> None:
-    """Add a flag to ``parser`` for every ``option`` field of dataclass ``cls`` (dest = field name).
+def add_arguments(parser, cls, groups: dict | None = None, exclude=()) -> None:
+    """Add a flag to ``parser`` for every ``option`` field of dataclass ``cls`` (dest = field name)
+    but those named in ``exclude``.
 
     groups: {group name: an argparse group}; a field's flag goes to its group (created on demand).
     The type comes from the annotation (int, float, str, Path; ``X | None`` as X).
@@ -174,6 +175,8 @@ def add_arguments(parser, cls, groups: dict | None = None) -> None:
     groups = {} if groups is None else groups
     hints = typing.get_type_hints(cls)
     for f in _flag_fields(cls):
+        if f.name in exclude:
+            continue
         meta = f.metadata
         target = parser
         if meta['group']:
@@ -197,8 +200,9 @@ def add_arguments(parser, cls, groups: dict | None = None) -> None:
 
 
 def options_from_args(cls, args, **extra):
-    """``cls`` built from the parsed flags of its ``option`` fields (plus ``extra`` fields)."""
-    return cls(**{f.name: getattr(args, f.name) for f in _flag_fields(cls)}, **extra)
+    """``cls`` built from the parsed flags of its ``option`` fields (plus ``extra`` fields); a field
+    without a flag in ``args`` (``add_arguments``'s ``exclude``) keeps its default."""
+    return cls(**{f.name: getattr(args, f.name) for f in _flag_fields(cls) if hasattr(args, f.name)}, **extra)
 
 
 def check_choices(obj) -> None:
