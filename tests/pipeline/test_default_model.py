@@ -20,13 +20,14 @@ from dfdnet.pipeline.photo import shipped_model_dir
 
 SHIPPED = shipped_model_dir()
 SMALL = GeneratorConfig(image_size=256, width=8, part_sizes=(40, 40, 32, 56))
-# What the shipped model must keep on these four held-out faces at its default fidelity (the tables
-# over all 19, and the bar of issue 27, are in docs/default_model.md): guards against regressions,
-# not the quality claim. x4: above bicubic in PSNR, visibly more detail in the eyes, nose and mouth
-# than the stage-12 model (fidelity 1) and a more natural image (NIQE); clean x2: no harm.
-MIN_PSNR_GAIN = 0.5
-MIN_DETAIL_RATIO, MAX_DETAIL_RATIO = 0.25, 1.5
-MIN_NIQE_GAIN = 0.5  # against fidelity 1 (on all 19 x4 faces: 8.57 -> 7.31; bicubic 7.76)
+# What the shipped model must keep on these four held-out faces at its default fidelity (auto: per
+# face; the tables over all 19, and the bar of issue 27, are in docs/default_model.md): guards against
+# regressions, not the quality claim. x4 (the paper's protocol): the detail of the issue's bar in the
+# eyes, nose and mouth, well above the stage-12 model's (fidelity 1), a more natural image (NIQE), and
+# PSNR within the bar's 1 dB of bicubic; clean x2: no harm.
+MAX_PSNR_LOSS = 1.0
+MIN_DETAIL_RATIO, MAX_DETAIL_RATIO = 0.5, 1.5
+MIN_NIQE_GAIN = 0.5  # below fidelity 1
 MAX_CLEAN_PSNR_LOSS = 0.2  # on these four faces the default measures -0.10 dB, on all 19 -0.08
 
 
@@ -140,7 +141,7 @@ def test_shipped_model_restores_detail_on_held_out_faces(shipped, held_out_x4, s
                                         gt_landmarks_dir=held_out_x4 / 'landmarks'))
     table = {row['method']: row for row in summarise(result.rows)}
     assert table['dfdnet']['images'] == table['bicubic']['images'] == 4
-    assert table['dfdnet']['psnr'] > table['bicubic']['psnr'] + MIN_PSNR_GAIN, table
+    assert table['dfdnet']['psnr'] > table['bicubic']['psnr'] - MAX_PSNR_LOSS, table
     assert MIN_DETAIL_RATIO < table['dfdnet']['detail_ratio'] < MAX_DETAIL_RATIO, table
     assert table['dfdnet']['detail_ratio'] > 1.5 * table['fidelity1']['detail_ratio'], table
     assert table['dfdnet']['niqe'] < min(table['bicubic']['niqe'], table['fidelity1']['niqe'] - MIN_NIQE_GAIN), table
