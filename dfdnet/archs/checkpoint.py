@@ -131,7 +131,7 @@ def load_state_strict(model: DFDNetGenerator, state: dict, source: str = 'state 
 
 def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig | None = None,
                    fold_spectral_norm: bool = True, dft_levels=None, precision: str = 'fp32',
-                   sharp_checkpoint=None, fidelity=1.0) -> DFDNetGenerator:
+                   sharp_checkpoint=None, fidelity=1.0, backend: str = 'torch', cache_dir=None):
     """Build the generator from a checkpoint and a dictionary folder/file, in eval mode on ``device``.
 
     ``config`` overrides the checkpoint's own (released and BasicSR files carry none: the
@@ -148,7 +148,26 @@ def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig |
     ``fidelity`` 'auto' (or an ``AutoFidelity`` rule) gives each face its own value from its input
     (``dfdnet.archs.fidelity``; the photo pipeline's batches apply it). With a sharp checkpoint the
     model carries ``fidelity_blend`` (a ``FidelityBlend``) to change fidelity without reloading.
+    ``backend``: 'torch' (this module), 'openvino' or 'onnxruntime' (a ``RuntimeGenerator``, called the
+    same way, converted once and cached under ``cache_dir``; CPU only, ``dfdnet.archs.runtime``), or
+    'auto' (the fastest measured for this model, device and precision; torch when none was measured).
     """
+    if backend != 'torch':
+        from dfdnet.archs.runtime import BACKENDS, choose_backend, load_runtime
+
+        if backend not in BACKENDS:
+            raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
+        precision = resolve_precision(precision, device)
+        if backend == 'auto':
+            backend = choose_backend(checkpoint, dict_dir, device, precision, cache_dir, fidelity=fidelity,
+                                     sharp_checkpoint=sharp_checkpoint, dft_levels=dft_levels)
+        if backend != 'torch':
+            if torch.device(device).type != 'cpu':
+                raise ValueError(f'--backend {backend} runs on the CPU; use --backend torch on {device}')
+            if config is not None or not fold_spectral_norm:
+                raise ValueError(f'--backend {backend} runs the checkpoint as stored (no config, folded)')
+            return load_runtime(checkpoint, dict_dir, backend, precision, cache_dir, sharp_checkpoint, fidelity,
+                                dft_levels)
     auto = None
     if isinstance(fidelity, AutoFidelity) or fidelity == 'auto':
         auto, fidelity = (fidelity if isinstance(fidelity, AutoFidelity) else AutoFidelity()), 1.0

@@ -15,6 +15,7 @@ OUTPUT_EXTENSIONS = ('png', 'jpg', 'jpeg', 'bmp', 'tif', 'tiff', 'webp')
 RELEASED_CHECKPOINT = Path('checkpoints/facefh_dictionary/latest_net_G.pth')
 RELEASED_DICT_DIR = Path('DictionaryCenter512')
 PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
+BACKENDS = ('auto', 'torch', 'openvino', 'onnxruntime')  # dfdnet.archs.runtime.BACKENDS (kept light: no torch here)
 PASTE_MASKS = ('face', 'released')  # dfdnet.face.paste.face_mask / soft_mask
 PASTE_TRANSFORMS = ('inverse', 'released')  # dfdnet.face.alignment.alignment_transforms (kept light: no cv2 here)
 MAX_DETECTOR_UPSAMPLE = 3  # 64 times the photo's pixels
@@ -59,6 +60,11 @@ class RestoreOptions:
                                            'interpolates towards (default: net_g_sharp.pth beside the checkpoint, '
                                            'as in the shipped model)', group='model')
     batch_size: int = option(4, 'faces per generator forward', group='model')
+    backend: str = option('auto', 'what runs the generator: torch, or on the CPU openvino / onnxruntime (converted '
+                          'once and cached in $DFDNET_CACHE/runtime, default ~/.cache/dfdnet/runtime; '
+                          'docs/network.md); auto: the fastest measured for this model and precision (a '
+                          '--backend openvino run measures it), torch when none was', choices=BACKENDS,
+                          group='model')
     precision: str = option('auto', 'auto: bf16 where the hardware has it natively (CUDA with bf16, a CPU with '
                             'AMX-BF16 or AVX512-BF16), else fp32; the log says which ran', choices=PRECISIONS,
                             group='model')

@@ -92,6 +92,11 @@ def resolve_fidelity(checkpoint, fidelity=None, sharp_checkpoint=None) -> tuple:
     return (Path(sharp_checkpoint) if sharp_checkpoint is not None else None), fidelity
 
 
+def _backend_note(generator) -> str:
+    backend = getattr(generator, 'backend', None)
+    return f' with {backend}' if backend else ''
+
+
 def _describe_fidelity(fidelity) -> str:
     if isinstance(fidelity, AutoFidelity):
         return f'auto per face, {fidelity.lowest:g} to 1'
@@ -184,12 +189,14 @@ class PhotoRestorer:
         checkpoint, dict_dir, source = resolve_model_paths(options.checkpoint, options.dict_dir)
         sharp_checkpoint, fidelity = resolve_fidelity(checkpoint, options.fidelity, options.sharp_checkpoint)
         generator = load_generator(checkpoint, dict_dir, device=device, dft_levels=dft_levels,
-                                   precision=options.precision, sharp_checkpoint=sharp_checkpoint, fidelity=fidelity)
+                                   precision=options.precision, sharp_checkpoint=sharp_checkpoint, fidelity=fidelity,
+                                   backend=options.backend)
         config = generator.config
         core = f', {config.core_size}-px core' if config.core_size != config.image_size else ''
         resampling = resolve_resampling(options.resampling, generator.checkpoint_format)
         description = (f'{source}: {checkpoint} + {dict_dir} (DFDNet{config.image_size}{core}, width '
-                       f'{config.width}, DFT levels {list(config.dft_levels)}; {generator.precision} on {device}; '
+                       f'{config.width}, DFT levels {list(config.dft_levels)}; {generator.precision} on {device}'
+                       f'{_backend_note(generator)}; '
                        f'{resampling} resampling' + (f'; fidelity {_describe_fidelity(fidelity)}' if sharp_checkpoint else '') + ')')
         preparer = build_preparer(options, config.image_size, device, resampling)
         return cls(preparer, CropRestorer(generator, device=device, batch_size=options.batch_size,
