@@ -9,7 +9,7 @@ __version__ = '0.1.0'
 
 _EXPORTS = {
     'DFDNetGenerator': 'dfdnet.archs', 'DictionaryBank': 'dfdnet.archs', 'GeneratorConfig': 'dfdnet.archs',
-    'load_dictionaries': 'dfdnet.archs', 'load_generator': 'dfdnet.archs',
+    'load_dictionaries': 'dfdnet.archs', 'load_generator': 'dfdnet.archs', 'restore_batch': 'dfdnet.archs.fidelity',
     'CheckpointError': 'dfdnet.errors', 'DictionaryError': 'dfdnet.errors',
     'component_boxes': 'dfdnet.face.components',
     'PhotoRestorer': 'dfdnet.pipeline.photo', 'RestoredPhoto': 'dfdnet.pipeline.photo',

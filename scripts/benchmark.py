@@ -94,9 +94,11 @@ def write_random_checkpoint(path: Path, width: int = 64) -> Path:
     from dfdnet.archs.checkpoint import save_generator
     from dfdnet.archs.dfdnet_arch import DFDNetGenerator, GeneratorConfig
 
+    from dfdnet.archs.random_weights import condition_spectral_norm_
+
     if not path.exists():
-        torch.manual_seed(0)
-        save_generator(DFDNetGenerator(GeneratorConfig(width=width)), path)
+        torch.manual_seed(0)  # converged spectral-norm vectors: finite outputs, as a trained checkpoint's
+        save_generator(condition_spectral_norm_(DFDNetGenerator(GeneratorConfig(width=width))), path)
     return path
 
 

@@ -129,9 +129,18 @@ def check_training(section, device: str, faces: Path, work: Path, sizes, amp) ->
         section.check(f'{name} losses finite', result['losses_finite'], True, result['losses_finite'])
 
 
+def _run(cmd: list, env: dict, timeout_s: float) -> tuple:
+    """(exit status or 'timeout', stdout + stderr) of ``cmd`` run from the project root."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=ROOT, env=env)
+        return proc.returncode, proc.stdout + proc.stderr
+    except subprocess.TimeoutExpired as exc:
+        return 'timeout', str(exc.stderr or '')
+
+
 def check_ddp(section, device: str, faces: Path, work: Path, sizes, timeout_s: float) -> None:
-    """``torchrun --standalone --nproc_per_node=1 train.py --launcher pytorch`` on the smoke config:
-    NCCL on a GPU, gloo on the CPU. Sharded restoration (issue 30) is not in the project yet."""
+    """``torchrun --standalone --nproc_per_node=1 train.py --launcher pytorch`` on the smoke config,
+    then the restore command sharded the same way on TestData/: NCCL on a GPU, gloo on the CPU."""
     if not faces.is_dir():
         section.skipped = f'training faces not found: {faces} (give --data)'
         return
@@ -145,17 +154,27 @@ def check_ddp(section, device: str, faces: Path, work: Path, sizes, timeout_s: f
     if device.startswith('cuda'):
         env['CUDA_VISIBLE_DEVICES'] = device.partition(':')[2] or '0'
     start = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=ROOT, env=env)
-        code, output = proc.returncode, proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        code, output = 'timeout', str(exc.stderr or '')
+    code, output = _run(cmd, env, timeout_s)
     state = work / 'ddp' / 'gpu_check_ddp' / 'training_states' / f'{iters}.state'
     section.data.update({'backend': 'nccl' if device.startswith('cuda') else 'gloo',
-                         'wall_s': round(time.perf_counter() - start, 3), 'exit': code, 'output_tail': output[-3000:],
-                         'sharded_restoration': 'not available (issue 30)'})
+                         'wall_s': round(time.perf_counter() - start, 3), 'exit': code, 'output_tail': output[-3000:]})
     section.check('torchrun exit status', code, 0, code == 0)
     section.check('final training state written', state.is_file(), True, state.is_file())
+    results = work / 'ddp_restore'
+    restore = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=1',
+               str(ROOT / 'test_FaceDict.py'), '--test_path', str(ROOT / 'TestData'), '--results_dir', str(results),
+               '--gpu_ids', (device.partition(':')[2] or '0') if device.startswith('cuda') else '-1', '--no_html']
+    start = time.perf_counter()
+    code, output = _run(restore, env, timeout_s)
+    try:
+        photos = json.loads((results / 'summary.json').read_text()).get('photos', [])
+    except (OSError, ValueError):
+        photos = []
+    ranked = [p for p in photos if 'rank' in p]
+    section.data['sharded_restoration'] = {'wall_s': round(time.perf_counter() - start, 3), 'exit': code,
+                                           'photos': len(photos), 'output_tail': output[-2000:]}
+    section.check('sharded restore exit status', code, 0, code == 0)
+    section.check('sharded restore: every photo has its rank', len(ranked), len(photos), photos and ranked == photos)
 
 
 def check_dictionary(section, device: str, faces: Path, work: Path, num_faces: int, k: int) -> None:
