@@ -5,6 +5,7 @@ import ctypes
 import ctypes.util
 import gc
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,31 @@ def _release_memory_after_each_test():
     gc.collect()
     if _LIBC is not None and hasattr(_LIBC, 'malloc_trim'):
         _LIBC.malloc_trim(0)
+
+
+@pytest.fixture(autouse=True, scope='session')
+def _atom_cache_in_a_temporary_folder(tmp_path_factory):
+    """The prepared-dictionary cache (dfdnet.archs.atom_cache) of the whole session goes to a
+    temporary folder, not ~/.cache/dfdnet (commands the tests start inherit it)."""
+    previous = os.environ.get('DFDNET_CACHE')
+    os.environ['DFDNET_CACHE'] = str(tmp_path_factory.mktemp('atom_cache'))
+    yield
+    if previous is None:
+        os.environ.pop('DFDNET_CACHE', None)
+    else:
+        os.environ['DFDNET_CACHE'] = previous
+
+
+def mapped_rss(path) -> int:
+    """Bytes of ``path``'s memory mappings resident in this process (Linux /proc/self/smaps)."""
+    total, inside = 0, False
+    with open('/proc/self/smaps') as fh:
+        for line in fh:
+            if re.match(r'^[0-9a-f]+-[0-9a-f]+ ', line):
+                inside = line.rstrip().endswith(str(path))
+            elif inside and line.startswith('Rss:'):
+                total += int(line.split()[1]) * 1024
+    return total
 
 
 @pytest.fixture(scope='session')

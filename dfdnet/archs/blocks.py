@@ -35,14 +35,18 @@ class MSDilationBlock(nn.Module):
         return self.conv_fusion(torch.cat([block(x) for block in self.conv_blocks], 1)) + x
 
 
+def binomial_kernel(channels: int, device=None) -> torch.Tensor:
+    """(channels, 1, 3, 3) depthwise kernel [[1,2,1],[2,4,2],[1,2,1]]/16."""
+    k = torch.tensor([1.0, 2.0, 1.0], device=device)
+    return ((k[:, None] * k[None, :]) / 16.0).expand(channels, 1, 3, 3).contiguous()
+
+
 class Blur(nn.Module):
     """Depthwise 3x3 binomial blur [[1,2,1],[2,4,2],[1,2,1]]/16 with zero padding."""
 
     def __init__(self, channels: int):
         super().__init__()
-        k = torch.tensor([1.0, 2.0, 1.0])
-        kernel = (k[:, None] * k[None, :]) / 16.0
-        self.register_buffer('kernel', kernel.expand(channels, 1, 3, 3).contiguous(), persistent=False)
+        self.register_buffer('kernel', binomial_kernel(channels), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.kernel, padding=1, groups=x.shape[1])

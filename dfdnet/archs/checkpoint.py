@@ -20,13 +20,15 @@ from pathlib import Path
 
 import torch
 
+from dfdnet.archs.blocks import Blur, binomial_kernel
 from dfdnet.archs.dfdnet_arch import DFDNetGenerator, GeneratorConfig
 from dfdnet.archs.dictionary import load_dictionaries
 from dfdnet.archs.fidelity import AutoFidelity, FidelityBlend
 from dfdnet.archs.vgg import vgg_layer_names
 from dfdnet.errors import CheckpointError
 from dfdnet.utils.files import atomic_torch_save, load_torch_file
-from dfdnet.utils.precision import resolve_precision
+from dfdnet.utils.precision import precision_dtype, resolve_precision
+from dfdnet.utils.tensors import all_finite
 
 logger = logging.getLogger(__name__)
 
@@ -88,11 +90,14 @@ def _strip_module_prefix(state: dict) -> dict:
 def read_checkpoint(path) -> tuple[dict, GeneratorConfig, str]:
     """Read a generator checkpoint of any supported format.
 
-    Returns (state dict in this project's names, config, format name). Raises
+    Returns (state dict in this project's names, config, format name); the tensors are
+    memory-mapped from the file (copy-on-write) until copied into a network. Raises
     ``CheckpointError`` naming the path if the file is missing, unreadable or unrecognised.
     """
     path = Path(path)
-    data = load_torch_file(path, 'generator checkpoint', CheckpointError)
+    # Mapped, not read: only the tensors the network uses are ever paged in (the released file
+    # stores 240 M parameters, the network uses 113 M).
+    data = load_torch_file(path, 'generator checkpoint', CheckpointError, mmap=True)
     if not isinstance(data, dict):
         raise CheckpointError(f'{path}: expected a state dict, got {type(data).__name__}')
     if data.get('format') == OWN_FORMAT:
@@ -111,10 +116,26 @@ def read_checkpoint(path) -> tuple[dict, GeneratorConfig, str]:
 
 def check_finite(state: dict, source) -> None:
     """``CheckpointError`` naming ``source`` and the first tensors holding NaN or Inf values."""
-    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    bad = [k for k, v in state.items() if v.is_floating_point() and not all_finite(v)]
     if bad:
         raise CheckpointError(f'{source}: {len(bad)} weight tensor(s) hold NaN or Inf values (first: '
                               f'{", ".join(bad[:3])}); the file is corrupt or its training diverged')
+
+
+def generator_to_load(config: GeneratorConfig) -> DFDNetGenerator:
+    """A generator whose parameters are allocated but not initialised, for a strict load to fill
+    (initialising 113 M weights at random would take longer than loading them). Its fixed blur
+    kernels, which no checkpoint holds, are made as the constructor makes them."""
+    with torch.device('meta'):
+        model = DFDNetGenerator(config)
+    model.to_empty(device='cpu')
+    for module in model.modules():
+        if isinstance(module, Blur):
+            module.kernel = binomial_kernel(module.kernel.shape[0])
+        elif module._non_persistent_buffers_set:
+            raise RuntimeError(f'{type(module).__name__} has buffers that no checkpoint restores: '
+                               f'{sorted(module._non_persistent_buffers_set)}')
+    return model
 
 
 def load_state_strict(model: DFDNetGenerator, state: dict, source: str = 'state dict') -> None:
@@ -140,7 +161,7 @@ def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig |
     vectors, as eval mode would at each call; pass False to keep the trainable layout.
     ``dft_levels`` overrides which levels use the dictionaries (``()``: none, the "0 DFT" ablation).
     ``precision``: 'fp32' (exact; the parity tests), 'bf16' or 'fp16' (convolutions under
-    autocast; atom matching and the residual stay float32), or 'auto' (bf16 where the device has
+    autocast, dictionary atoms stored in that dtype; atom matching and the residual stay float32), or 'auto' (bf16 where the device has
     it natively: a CUDA GPU with bf16, a CPU with AMX-BF16 or AVX512-BF16; fp32 elsewhere).
     ``sharp_checkpoint`` / ``fidelity``: network interpolation (ESRGAN) with a perceptual fine-tune
     of ``checkpoint``: every weight is ``fidelity * checkpoint's + (1 - fidelity) * sharp's``, both
@@ -182,7 +203,7 @@ def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig |
     config = config or file_config
     if dft_levels is not None:  # e.g. () for the "0 DFT" ablation of a trained model
         config = dataclasses.replace(config, dft_levels=tuple(dft_levels))
-    model = DFDNetGenerator(config)
+    model = generator_to_load(config).to(memory_format=torch.channels_last)  # loaded straight into its layout
     # A config with fewer DFT levels (e.g. the "0 DFT" ablation) leaves those confidence blocks unused.
     unused = sorted({k.split('.')[1] for k in state if k.startswith('attn_blocks.')} - set(model.attn_blocks))
     if unused and set(config.dft_levels) < set(file_config.dft_levels):
@@ -205,7 +226,9 @@ def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig |
     model.precision = precision
     model.checkpoint_format = fmt  # the photo pipeline's resampling follows it (resolve_resampling)
     if config.dft_levels:
-        model.set_dictionaries(load_dictionaries(dict_dir, config.dictionary_layout(), standardized=config.use_cadain))
+        # atoms in the run's precision (matching still scores in float32), memory-mapped from the atom cache
+        model.set_dictionaries(load_dictionaries(dict_dir, config.dictionary_layout(), standardized=config.use_cadain,
+                                                 dtype=precision_dtype(precision)))
     logger.info('loaded %s generator %s (encoder %s, %d px) on %s in %s', fmt, checkpoint, config.encoder,
                 config.image_size, device, precision)
     return model
@@ -222,7 +245,7 @@ def _sharp_weights(model: DFDNetGenerator, state: dict, sharp_checkpoint) -> dic
         if sharp_state[key].shape != state[key].shape:
             raise CheckpointError(f'{sharp_checkpoint}: {key} has shape {tuple(sharp_state[key].shape)}, the '
                                   f'generator {tuple(state[key].shape)}')
-    sharp = DFDNetGenerator(model.config)
+    sharp = generator_to_load(model.config)
     load_state_strict(sharp, {**state, **{k: v for k, v in sharp_state.items() if k in state}}, str(sharp_checkpoint))
     sharp.eval().fold_spectral_norm()
     check_finite(sharp.state_dict(), sharp_checkpoint)

@@ -257,8 +257,11 @@ class DFDNetGenerator(nn.Module):
         transfer = transfer_slice if self.config.crop_mode == 'slice' else transfer_roi_align
         if self.config.crop_mode == 'slice':
             boxes = boxes.long()
-        return transfer(feature, boxes, atom_sets, attn, TAP_STRIDES[level],
-                        standardized=self.config.use_cadain, use_confidence=self.config.use_confidence)
+        updated = transfer(feature, boxes, atom_sets, attn, TAP_STRIDES[level],
+                           standardized=self.config.use_cadain, use_confidence=self.config.use_confidence)
+        for part in PART_NAMES:  # memory-mapped atoms: only the level in use stays resident
+            self.dictionaries.release_pages(part, fsize)
+        return updated
 
 
 def to_core_resolution(images: torch.Tensor, boxes, config: GeneratorConfig):

@@ -23,6 +23,7 @@ from dfdnet.archs.dictionary import channel_stats
 
 _REFINE_RTOL = 1e-4
 _REFINE_CANDIDATES = 8  # near-ties re-scored per crop: the best float32 scores within the tolerance
+_WIDEN_ATOMS = 32  # reduced-precision atoms widened to float32 this many at a time for the matching
 
 
 def cadain(atoms: torch.Tensor, crop: torch.Tensor) -> torch.Tensor:
@@ -37,7 +38,8 @@ def match_atoms(atoms: torch.Tensor, crops: torch.Tensor, standardized: bool = T
 
     Args:
         atoms: (K, C, s, s); standardised atoms ``N_k`` when ``standardized`` (CAdaIN on),
-            raw atoms otherwise (CAdaIN off: plain inner product with the raw atom).
+            raw atoms otherwise (CAdaIN off: plain inner product with the raw atom); float32, or
+            bfloat16 / float16 (scored in float32 all the same).
         crops: (B, C, s, s) resized component features.
     Returns:
         index (B,) of the chosen atom and the swap features (B, C, s, s): the chosen atom
@@ -47,12 +49,11 @@ def match_atoms(atoms: torch.Tensor, crops: torch.Tensor, standardized: bool = T
     """
     with torch.autocast(device_type=crops.device.type, enabled=False):
         crops = crops.float()
-        flat_atoms = atoms.flatten(1)
         if standardized:
             mean, std = channel_stats(crops)
-            scores = (crops * std).flatten(1) @ flat_atoms.T
+            scores = _float32_scores((crops * std).flatten(1), atoms.flatten(1))
         else:
-            scores = crops.flatten(1) @ flat_atoms.T
+            scores = _float32_scores(crops.flatten(1), atoms.flatten(1))
         best = scores.amax(dim=1, keepdim=True)
         close = scores >= best - _REFINE_RTOL * best.abs().clamp_min(1e-12)
         candidates = scores.topk(min(_REFINE_CANDIDATES, scores.shape[1]), dim=1).indices  # (B, T), best first
@@ -60,9 +61,18 @@ def match_atoms(atoms: torch.Tensor, crops: torch.Tensor, standardized: bool = T
         exact = exact.masked_fill(~close.gather(1, candidates), float('-inf'))
         top = exact.amax(dim=1, keepdim=True)
         index = torch.where(exact == top, candidates, scores.shape[1]).amin(dim=1)
-        chosen = atoms[index]
+        chosen = atoms[index].float()
         swap = chosen * std + mean if standardized else chosen
     return index, swap
+
+
+def _float32_scores(queries: torch.Tensor, flat_atoms: torch.Tensor) -> torch.Tensor:
+    """queries (B, D) float32 against atoms (K, D) -> (B, K) float32 inner products. Atoms stored
+    in bfloat16 / float16 are widened ``_WIDEN_ATOMS`` rows at a time (never the whole dictionary)."""
+    if flat_atoms.dtype == torch.float32:
+        return queries @ flat_atoms.T
+    return torch.cat([queries @ flat_atoms[start:start + _WIDEN_ATOMS].float().T
+                      for start in range(0, flat_atoms.shape[0], _WIDEN_ATOMS)], dim=1)
 
 
 def _exact_scores(atoms: torch.Tensor, crops: torch.Tensor, standardized: bool) -> torch.Tensor:

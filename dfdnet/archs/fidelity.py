@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision.transforms.v2.functional import gaussian_blur
 
 # Luma weights of ITU-R BT.601, as cv2.COLOR_RGB2YCrCb.
 _LUMA = (0.299, 0.587, 0.114)
@@ -39,6 +38,10 @@ def input_sharpness(images: torch.Tensor) -> torch.Tensor:
     if luma.shape[-2:] != (_SIZE, _SIZE):
         luma = F.interpolate(luma, size=(_SIZE, _SIZE), mode='bicubic', align_corners=False,
                              antialias=luma.shape[-1] > _SIZE)
+    # imported here, not with the module: torchvision is slow to import and adds to every run's memory,
+    # and only the per-face fidelity needs it
+    from torchvision.transforms.v2.functional import gaussian_blur
+
     size = _SIZE
     blurred = []
     for sigma in _SIGMAS_512:

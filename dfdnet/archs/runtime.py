@@ -16,9 +16,6 @@ import hashlib
 import importlib.metadata
 import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,39 +25,20 @@ import torch
 from dfdnet.archs.dfdnet_arch import GeneratorConfig
 from dfdnet.pipeline.options import BACKENDS
 from dfdnet.archs.onnx_export import compare, example_inputs, export_onnx, export_openvino, require
-from dfdnet.utils.files import atomic_path
+from dfdnet.utils.cache import cache_folder, file_fingerprint
+from dfdnet.utils.files import atomic_directory, atomic_path
 
 logger = logging.getLogger(__name__)
 
-CACHE_ENV = 'DFDNET_CACHE'
 CACHE_FORMAT = 1
 MAX_CONVERSION_DIFF_255 = 3.0  # a converted float32 model further than this from torch is refused
-_FINGERPRINT_BYTES = 1 << 20
 _OPENVINO_PRECISION = {'fp32': 'f32', 'bf16': 'bf16', 'fp16': 'f16'}
 
 
 def runtime_cache_dir(override=None) -> Path:
-    """The runtime cache: ``override``, else ``$DFDNET_CACHE/runtime``, else
-    ``$XDG_CACHE_HOME/dfdnet/runtime`` (default ``~/.cache/dfdnet/runtime``)."""
-    if override is not None:
-        return Path(override)
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]) / 'runtime'
-    return Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache') / 'dfdnet' / 'runtime'
-
-
-def file_fingerprint(path) -> str:
-    """sha256 of a file's size, mtime (ns) and its first and last MiB: a changed file changes it,
-    without reading gigabytes of weights at every start."""
-    path = Path(path)
-    stat = path.stat()
-    digest = hashlib.sha256(f'{stat.st_size}:{stat.st_mtime_ns}'.encode())
-    with open(path, 'rb') as fh:
-        digest.update(fh.read(_FINGERPRINT_BYTES))
-        if stat.st_size > _FINGERPRINT_BYTES:
-            fh.seek(max(stat.st_size - _FINGERPRINT_BYTES, _FINGERPRINT_BYTES))
-            digest.update(fh.read())
-    return digest.hexdigest()
+    """The runtime cache: ``override``, else ``<cache root>/runtime`` (``dfdnet.utils.cache``:
+    ``$DFDNET_CACHE``, else ``$XDG_CACHE_HOME/dfdnet``, default ``~/.cache/dfdnet``)."""
+    return cache_folder('runtime', override)
 
 
 def _weight_files(checkpoint, dict_dir, sharp_checkpoint) -> list:
@@ -135,9 +113,7 @@ def _seconds_per_face(run, images, boxes, repeats: int = 2) -> float:
 def _convert(backend: str, folder: Path, torch_model, precision: str) -> dict:
     """Export ``torch_model`` into ``folder`` (atomically: a temporary sibling renamed), check it against
     torch in float32 and time both at ``precision``; returns the manifest written there."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{folder.name}.', dir=folder.parent))
-    try:
+    with atomic_directory(folder) as tmp:
         onnx_path = export_onnx(torch_model, tmp / 'model.onnx')
         if backend == 'openvino':
             export_openvino(onnx_path, tmp)
@@ -156,11 +132,6 @@ def _convert(backend: str, folder: Path, torch_model, precision: str) -> dict:
                     'cpu': _cpu_name(), 'config': dataclasses.asdict(torch_model.config),
                     'checkpoint_format': torch_model.checkpoint_format, 'seconds_per_face': {}}
         manifest = _record_timing(backend, tmp, manifest, torch_model, precision)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     logger.info('converted the generator for %s into %s (%.2f/255 from torch in float32)', backend, folder,
                 difference['max_255'])
     return manifest
@@ -228,8 +199,10 @@ def load_runtime(checkpoint, dict_dir, backend: str, precision: str = 'fp32', ca
                                                       dft_levels)
     manifest = _read_manifest(folder)
     if manifest is None or precision not in manifest.get('seconds_per_face', {}):
-        torch_model = load_generator(checkpoint, dict_dir, device='cpu', precision=precision, dft_levels=dft_levels,
+        # float32 atoms: the graph is exported in float32 (the precision is a compile setting)
+        torch_model = load_generator(checkpoint, dict_dir, device='cpu', precision='fp32', dft_levels=dft_levels,
                                      sharp_checkpoint=sharp_checkpoint, fidelity=fidelity)
+        torch_model.precision = precision
         if manifest is None:
             if folder.exists():
                 logger.warning('%s: incomplete or damaged converted model: converting again', folder)

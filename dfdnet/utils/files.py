@@ -3,11 +3,13 @@ reading of ``.npz`` / ``.json`` / ``.npy`` files (errors name the file and the p
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import logging
 import math
 import os
 import re
+import shutil
 import tempfile
 import time
 import zipfile
@@ -42,6 +44,42 @@ def atomic_path(path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+@contextlib.contextmanager
+def atomic_directory(path, stale_after_s: float = 600.0):
+    """Yield an empty temporary folder beside ``path``; on success it takes the place of ``path``
+    (an existing folder there is moved aside and removed), so a reader sees the old folder or the
+    new one, never a half-written one. On failure the temporary folder is removed; the ones that a
+    killed writer of ``path`` left (older than ``stale_after_s``) are removed first."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for left in path.parent.glob(f'.{glob.escape(path.name)}.*.*'):
+        try:
+            if left.suffix in ('.tmp', '.old') and left.is_dir() and now - left.stat().st_mtime >= stale_after_s:
+                shutil.rmtree(left)
+        except OSError as exc:
+            logger.warning('cannot remove the folder %s left by an interrupted writer: %s', left, exc)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; a normal folder follows the umask
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.rename(tmp, path)
+        except OSError:  # the target exists: move it aside first (its open or mapped files stay valid)
+            old = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', suffix='.old', dir=path.parent))
+            os.rename(path, old / 'previous')
+            os.rename(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def remove_stale_temporaries(folder, min_age_s: float = 600.0) -> int:
@@ -81,16 +119,22 @@ def atomic_torch_save(obj, path) -> None:
             torch.save(obj, fh)
 
 
-def load_torch_file(path, what: str, error=RuntimeError, map_location='cpu'):
+def load_torch_file(path, what: str, error=RuntimeError, map_location='cpu', mmap: bool = False):
     """``torch.load(weights_only=True)`` of ``path``; a missing or unreadable file raises ``error``
-    with a message naming ``what`` and the path (torch.load raises many types for bad files)."""
+    with a message naming ``what`` and the path (torch.load raises many types for bad files).
+
+    ``mmap``: map the file instead of reading it (only the tensors used are ever read from disk;
+    the tensors are file-backed until copied). Files in torch's legacy (pre-1.6, non-zip) format
+    cannot be mapped and are read in full.
+    """
     import torch
 
     path = Path(path)
     if not path.is_file():
         raise error(f'{what} not found: {path}')
+    mmap = mmap and zipfile.is_zipfile(path)
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as exc:
         raise error(f'cannot read {what} {path} (truncated or not a PyTorch file?): '
                     f'{type(exc).__name__}: {exc}') from exc

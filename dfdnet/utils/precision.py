@@ -64,9 +64,16 @@ def resolve_precision(precision: str, device) -> str:
     return chosen
 
 
+def precision_dtype(precision: str) -> torch.dtype:
+    """The dtype of a resolved precision: 'fp32' float32, 'bf16' bfloat16, 'fp16' float16."""
+    return {'fp32': torch.float32, **_DTYPES}[precision]
+
+
 def inference_autocast(precision: str, device):
     """``torch.autocast`` to ``precision`` ('bf16' / 'fp16'); for 'fp32' no context at all, so that
     an outer autocast (mixed-precision training) stays in force."""
     if precision == 'fp32':
         return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=_DTYPES[precision])
+    # No weight cache: at inference each weight is used once per forward, so caching its cast copy
+    # only adds that copy (half the float32 weights' size) to the peak memory.
+    return torch.autocast(torch.device(device).type, dtype=_DTYPES[precision], cache_enabled=False)

@@ -5,9 +5,9 @@ import re
 import pytest
 import torch
 
-from conftest import make_random_released_model, write_random_dictionaries
+from conftest import make_random_released_model, mapped_rss, write_random_dictionaries
 from dfdnet import CheckpointError, GeneratorConfig, load_generator
-from dfdnet.archs.checkpoint import read_checkpoint, save_generator
+from dfdnet.archs.checkpoint import generator_to_load, load_state_strict, read_checkpoint, save_generator
 from dfdnet.archs.dfdnet_arch import DFDNetGenerator
 from dfdnet.archs.vgg import VGGEncoder, load_vgg_weights
 
@@ -86,6 +86,21 @@ def test_released_checkpoint_loads_every_tensor(released_file, released_state, d
     for key, value in fresh.items():
         assert torch.equal(value, ours[key]), key
     assert len(ours) == 386 - 6 - 32 - 32 - 8  # minus classifier, duplicates, to_rgb, blur buffers
+
+
+def test_unused_released_tensors_are_never_read(released_file, dict_dir):
+    """The checkpoint is mapped, not read: after the network's tensors are copied out of it, the
+    file's pages in this process are those tensors' (the unused classifier, duplicate encoder and
+    to_rgb layers, half the file, are never paged in), and a load leaves no mapping behind."""
+    state, _, _ = read_checkpoint(released_file)
+    model = generator_to_load(GeneratorConfig())
+    load_state_strict(model, state)
+    used = sum(v.numel() * v.element_size() for v in state.values())
+    assert released_file.stat().st_size - used > 400e6  # what a read would add
+    assert used * 0.95 < mapped_rss(released_file) < used + 16e6
+    del state, model
+    load_generator(released_file, dict_dir)
+    assert mapped_rss(released_file) == 0
 
 
 def test_module_prefix_is_accepted(tmp_path, released_state):
