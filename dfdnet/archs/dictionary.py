@@ -92,8 +92,9 @@ class DictionaryBank(nn.Module):
 
     def release_pages(self, part: str, feature_size: int) -> None:
         """Drop the resident pages of a memory-mapped dictionary after its use: they stay in the page
-        cache and are mapped again at the next use, so a forward holds one dictionary at a time in its
-        resident memory, not all of them. A no-op for atoms in memory (or moved to a GPU)."""
+        cache and are mapped again at the next use, so a forward holds one level's dictionaries at a
+        time in its resident memory, not all of them (an in-place change to mapped atoms would be lost: none is
+        made). A no-op for atoms in memory (or moved to a GPU)."""
         release = self._page_release.get((part, feature_size))
         if release is not None and getattr(self, f'{part}_{feature_size}').device.type == 'cpu':
             release()
@@ -253,7 +254,7 @@ def load_dictionaries(path, layout: dict, standardized: bool = True, dtype: torc
     The atoms are kept in ``dtype`` (float32; bfloat16 or float16 halve the memory of a
     reduced-precision run). With ``use_cache`` they are prepared (checked, standardised) once and
     memory-mapped from the atom cache (``dfdnet.archs.atom_cache``; folder ``cache_dir``, else
-    $DFDNET_CACHE, else $XDG_CACHE_HOME/dfdnet or ~/.cache/dfdnet); the float32 atoms are
+    ``atoms/`` in the project's cache folder, ``dfdnet.utils.cache``); the float32 atoms are
     bit-identical either way. Raises ``DictionaryError`` naming the file for a missing,
     unreadable or mis-shaped entry, NaN or Inf values, or when the parts do not all have the same
     number of atoms.

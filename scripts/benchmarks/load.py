@@ -126,6 +126,8 @@ def main(argv=None):
     parser.add_argument('--k', type=int, default=512, help='atoms per dictionary (released: 512)')
     parser.add_argument('--precisions', nargs='+', default=['fp32', 'bf16'], choices=['fp32', 'bf16', 'fp16'])
     parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--cold_only', action='store_true',
+                        help='one run per repeat (a checkout without the dictionary cache: cold and warm are the same)')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--json', type=Path)
     parser.add_argument('--one', action='store_true', help=argparse.SUPPRESS)
@@ -142,12 +144,12 @@ def main(argv=None):
     args.dict_dir = write_dictionaries(args.work / f'dictionaries_k{args.k}', args.k)
     rows = []
     for precision in args.precisions:
-        runs = {'cold': [], 'warm': []}
+        runs = {'cold': []} if args.cold_only else {'cold': [], 'warm': []}
         for repeat in range(args.repeats):
             cache = args.work / f'cache_{precision}_{repeat}'
             shutil.rmtree(cache, ignore_errors=True)
-            runs['cold'].append(_child(args, precision, cache))
-            runs['warm'].append(_child(args, precision, cache))
+            for state in runs:
+                runs[state].append(_child(args, precision, cache))
             shutil.rmtree(cache, ignore_errors=True)
         for state, done in runs.items():
             steps = {name: statistics.median(run['steps_s'].get(name, 0.0) for run in done)
@@ -156,7 +158,7 @@ def main(argv=None):
                          'forward_s': _median(done, 'forward_s'), 'steps_s': steps,
                          'peak_rss_load_mib': _median(done, 'peak_rss_load_mib'),
                          'peak_rss_forward_mib': _median(done, 'peak_rss_forward_mib'), 'runs': done})
-    print(f'| precision | cache | load (s) | peak RSS after load (GB) | after a forward (GB) | steps (s) |')
+    print(f'| precision | cache | load (s) | peak RSS after load (GiB) | after a forward (GiB) | steps (s) |')
     print('|---|---|---|---|---|---|')
     for row in rows:
         steps = ', '.join(f'{k} {v:.2f}' for k, v in row['steps_s'].items())
