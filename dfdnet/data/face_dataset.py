@@ -21,6 +21,7 @@ from dfdnet.data.degradation_pipeline import DegradationPipeline
 from dfdnet.face.components import component_boxes, flip_landmarks
 from dfdnet.face.landmarks import ALIGNED_LANDMARK_PROCEDURE, LandmarkError, aligned_face_landmarks
 from dfdnet.utils.image_io import ImageReadError, read_rgb
+from dfdnet.utils.pixels import to_float01, to_network
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +37,7 @@ def split_train_val(files: list, val_count: int, max_images: int | None = None) 
 
 def read_face(path) -> np.ndarray:
     """(H, W, 3) float32 RGB in [0, 1] of an image file; ImageReadError naming the file if unreadable."""
-    return read_rgb(path).astype(np.float32) / 255.0
-
-
-def to_tensor(img: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) float in [0, 1] -> (3, H, W) float32 in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).mul_(2.0).sub_(1.0)
+    return to_float01(read_rgb(path))
 
 
 def load_landmarks(files: list, source, landmark_size: int = 512, cache_out=None) -> dict:
@@ -192,7 +188,7 @@ class FaceDataset(Dataset):
             hq = np.ascontiguousarray(hq[:, ::-1])
             points = flip_landmarks(points, self.image_size)
         sample = self.degradation(hq, rng)
-        return {'lq': to_tensor(sample.lq), 'gt': to_tensor(sample.gt),
+        return {'lq': to_network(sample.lq), 'gt': to_network(sample.gt),
                 'boxes': torch.from_numpy(component_boxes(points, self.image_size)),
                 'path': str(self.files[current]), 'index': item}
 

@@ -17,11 +17,11 @@ import torch
 from torch.utils.data import Dataset
 
 from dfdnet.data.degradation_pipeline import DegradationConfig, DegradationPipeline
-from dfdnet.data.degradations import to_uint8
-from dfdnet.data.face_dataset import read_face, to_tensor
+from dfdnet.data.face_dataset import read_face
 from dfdnet.face.components import component_boxes
 from dfdnet.utils.files import atomic_path
 from dfdnet.utils.image_io import write_image
+from dfdnet.utils.pixels import to_network, to_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class ValidationDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         item = self.items[index]
-        return {'lq': to_tensor(read_face(self.folder / 'lq' / f'{item["name"]}.png')),
-                'gt': to_tensor(read_face(self.folder / 'gt' / f'{item["name"]}.png')),
+        return {'lq': to_network(read_face(self.folder / 'lq' / f'{item["name"]}.png')),
+                'gt': to_network(read_face(self.folder / 'gt' / f'{item["name"]}.png')),
                 'boxes': torch.tensor(item['boxes'], dtype=torch.int64), 'path': item['name'], 'index': index,
                 'group': 'clean' if 'clean_scale' in item.get('params', {}) else 'degraded'}
