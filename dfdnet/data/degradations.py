@@ -16,17 +16,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dfdnet.utils.image_io import INTERPOLATIONS
 from dfdnet.utils.pixels import to_float01, to_uint8
 
 logger = logging.getLogger(__name__)
 
-INTERPOLATIONS = {
-    'nearest': cv2.INTER_NEAREST,
-    'bilinear': cv2.INTER_LINEAR,
-    'bicubic': cv2.INTER_CUBIC,
-    'area': cv2.INTER_AREA,
-    'lanczos': cv2.INTER_LANCZOS4,
-}
 KERNEL_SUFFIXES = ('.mat', '.npy', '.png')
 _BORDER = cv2.BORDER_REFLECT_101
 

@@ -35,12 +35,12 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from dfdnet.data import degradations as deg
 from dfdnet.data.degradation_pipeline import PRESETS, SHIPPED_MOTION_KERNELS, DegradationConfig, DegradationPipeline
+from dfdnet.face.alignment import resize_aligned_face
 from dfdnet.face.landmarks import ALIGNED_LANDMARK_PROCEDURE, aligned_face_landmarks
 from dfdnet.utils.files import atomic_path
 from dfdnet.utils.image_io import list_face_images, read_rgb, write_image
@@ -159,7 +159,7 @@ def build_testset(options: MakeTestsetOptions, landmarker68=None) -> MakeTestset
             hq_uint8 = read_rgb(path)
             if hq_uint8.shape[:2] != (options.size, options.size):
                 logger.info('%s is %dx%d: resizing to %d', path, hq_uint8.shape[1], hq_uint8.shape[0], options.size)
-                hq_uint8 = cv2.resize(hq_uint8, (options.size, options.size), interpolation=cv2.INTER_AREA)
+                hq_uint8 = resize_aligned_face(hq_uint8, options.size, enlarge='area')
         except ValueError as exc:
             report.skipped[str(path)] = str(exc)
             logger.warning('%s', exc)

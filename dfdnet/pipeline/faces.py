@@ -4,10 +4,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
-from dfdnet.face.alignment import PASTE_TRANSFORMS, alignment_transforms, face_template, resampling_flag, warp_face
+from dfdnet.face.alignment import (PASTE_TRANSFORMS, alignment_transforms, face_template, resampling_flag,
+                                   resize_aligned_face, warp_face)
 from dfdnet.face.components import component_boxes
 from dfdnet.face.landmarks import LandmarkError, aligned_face_landmarks
 from dfdnet.pipeline.summary import StageTimer
@@ -164,10 +164,7 @@ class FacePreparer:
             if landmarks68 is not None:
                 scale = np.array([self.face_size / rgb.shape[1], self.face_size / rgb.shape[0]])
                 landmarks68 = np.asarray(landmarks68, dtype=np.float64) * scale
-            # larger faces are averaged down (area), as the training data is made (FaceDataset)
-            shrink = min(rgb.shape[:2]) > self.face_size
-            rgb = cv2.resize(rgb, (self.face_size, self.face_size),
-                             interpolation=cv2.INTER_AREA if shrink else resampling_flag(self.resampling))
+            rgb = resize_aligned_face(rgb, self.face_size, enlarge=self.resampling)
         if landmarks68 is None:
             landmarks68 = self.crop_landmarks(rgb, check_template=False)
         return self._finish(0, rgb, np.asarray(landmarks68, dtype=np.float64))
