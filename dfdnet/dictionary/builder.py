@@ -20,8 +20,9 @@ import torch
 from tqdm import tqdm
 
 from dfdnet.archs.dictionary import dictionary_file_name
+from dfdnet.data.folder_landmarks import compute_landmarks
 from dfdnet.data.landmark_cache import LandmarkCache
-from dfdnet.dictionary.faces import compute_landmarks, list_dictionary_images, load_aligned_face
+from dfdnet.dictionary.faces import list_dictionary_images, load_aligned_face
 from dfdnet.dictionary.feature_store import FeatureStore, samples_hash
 from dfdnet.dictionary.features import extract_samples, feature_layout, file_sha256, load_encoder
 from dfdnet.dictionary.kmeans import kmeans

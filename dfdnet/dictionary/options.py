@@ -5,7 +5,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dfdnet.dictionary.faces import FaceOptions
+from dfdnet.data.folder_landmarks import FaceOptions
 from dfdnet.utils.options import apply_overrides, from_dict, read_yaml
 
 

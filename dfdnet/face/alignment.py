@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from skimage.transform import SimilarityTransform
 
-from dfdnet.data.degradations import INTERPOLATIONS
+from dfdnet.utils.image_io import INTERPOLATIONS
 
 # (x, y) in a 512-px crop, in dlib's 5-point order: outer and inner corner of the eye on the
 # image's right, outer and inner corner of the eye on the image's left, base of the nose.
@@ -43,6 +43,29 @@ def resampling_flag(name: str) -> int:
     if name not in RESAMPLING:
         raise ValueError(f'unknown resampling {name!r}; choose one of {sorted(RESAMPLING)}')
     return RESAMPLING[name]
+
+
+def resize_aligned_face(face: np.ndarray, size: int, enlarge: str = 'bicubic') -> np.ndarray:
+    """An aligned face, (H, W, C) uint8 or float in [0, 1], resized to (size, size, C): the one
+    rule of every aligned-face resize. It is returned as it is when already that size; it is
+    averaged down ('area') when it shrinks (both sides larger than ``size``), else resampled with
+    ``enlarge`` ('bilinear', 'bicubic' or 'area'); a float result is clipped to [0, 1] (bicubic
+    overshoots).
+
+    ``enlarge`` differs by use: 'bicubic' (default) for training faces, dictionary faces and their
+    landmarks, as this project's training brings degraded faces back with bicubic; the restore
+    pipeline passes its resampling kernel (bilinear for the released model); the test and
+    validation sets, written once and reused by their manifests (which do not record this rule),
+    pass 'area' as they always have, so that a set made now equals one made before.
+    """
+    if enlarge not in RESAMPLING and enlarge != 'area':
+        raise ValueError(f"unknown enlarge kernel {enlarge!r}; choose one of {sorted(RESAMPLING) + ['area']}")
+    height, width = face.shape[:2]
+    if (height, width) == (size, size):
+        return face
+    kernel = 'area' if min(height, width) > size else enlarge
+    resized = cv2.resize(face, (size, size), interpolation=INTERPOLATIONS[kernel])
+    return resized if face.dtype == np.uint8 else np.clip(resized, 0, 1)
 
 
 def face_template(size: int = 512, path=None) -> np.ndarray:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dfdnet.utils.pixels import to_float01, to_network
+
 logger = logging.getLogger(__name__)
 
 
@@ -59,8 +61,7 @@ class LpipsMetric:
 
         def to_tensor(img):
             img = np.asarray(img)
-            img = img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32)
-            return torch.from_numpy(img).permute(2, 0, 1)[None].to(self.device) * 2 - 1
+            return to_network((to_float01(img) if img.dtype == np.uint8 else img)[None], self.device)
 
         with torch.no_grad():
             return float(self.model(to_tensor(img1), to_tensor(img2)).item())
