@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 from dfdnet.data import degradations as deg
 from dfdnet.data.degradation_pipeline import PRESETS, SHIPPED_MOTION_KERNELS, DegradationConfig, DegradationPipeline
+from dfdnet.data.testset_options import MakeTestsetOptions
 from dfdnet.face.landmarks import ALIGNED_LANDMARK_PROCEDURE
 from dfdnet.utils.files import atomic_path
 from dfdnet.utils.image_io import list_face_images, read_rgb, write_image
@@ -61,21 +62,6 @@ SETTINGS = {
     'x4_blur_noise_jpeg': DegradationConfig(motion_prob=0.0, gaussian_sigma=(1.0, 3.0), scale=(4.0, 4.0),
                                             noise_sigma=(5.0, 15.0), jpeg_quality=(50, 90)),
 }
-
-
-@dataclass
-class MakeTestsetOptions:
-    """What to build. ``sources``: folders of HQ faces; ``motion_kernels``: folder or .npz kernel set
-    (needed when a setting uses motion blur; None: the kernels shipped with the project)."""
-    sources: list
-    out_dir: Path
-    seed: int = 0
-    settings: tuple = ('x4', 'x8', 'eq11')
-    size: int = 512
-    max_images: int | None = None
-    motion_kernels: Path | None = None
-    landmarks: bool = True
-    overwrite: bool = False
 
 
 @dataclass
@@ -122,8 +108,10 @@ def build_testset(options: MakeTestsetOptions, face_models=None) -> MakeTestsetR
     """Write the test set described in the module docstring; returns what was written and skipped.
 
     ``face_models``: a ``dfdnet.metrics.face_dlib.DlibFaceModels`` for the GT landmarks (made here
-    when ``options.landmarks`` and None).
+    when ``options.landmarks`` and None). ``options.settings`` None: every setting of ``SETTINGS``.
     """
+    if options.settings is None:
+        options = dataclasses.replace(options, settings=tuple(SETTINGS))
     out_dir = Path(options.out_dir)
     unknown = [s for s in options.settings if s not in SETTINGS]
     if unknown:

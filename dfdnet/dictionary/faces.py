@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -22,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dfdnet.data.landmark_cache import LandmarkCache, load_landmark_folder
+from dfdnet.dictionary.options import FaceOptions
 from dfdnet.face.alignment import alignment_transforms, face_template, warp_face
 from dfdnet.face.detection import FaceDetector, aligned_presence_detectors, face_present
 from dfdnet.face.landmarks import LandmarkError, aligned_face_landmarks
@@ -31,20 +31,6 @@ logger = logging.getLogger(__name__)
 
 # FFHQ faces kept out of every dictionary and training set (the project's evaluation set).
 HELD_OUT_FOLDERS = ('ffhq_gpen', 'ffhq512_redegnet')
-
-
-@dataclass
-class FaceOptions:
-    """How faces are found. ``detector``/``upsample`` are for photos (``align``); every aligned
-    face gets its 68 landmarks from ``dfdnet.face.landmarks.aligned_face_landmarks``, as at
-    restoration."""
-    face_size: int = 512
-    align: bool = False
-    detector: str = 'hog'
-    upsample: int = 1
-    detect_max_side: int = 1600
-    min_face_size: int = 64
-    save_every: int = 50
 
 
 def list_dictionary_images(root) -> list[Path]:
