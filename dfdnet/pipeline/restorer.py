@@ -24,7 +24,7 @@ def crops_to_tensor(crops, device) -> torch.Tensor:
 def tensor_to_faces(output: torch.Tensor) -> list:
     """(B, 3, S, S) in [-1, 1] -> list of (S, S, 3) uint8 RGB: (y + 1) / 2 * 255, clipped and
     rounded by ``to_uint8``, as validation does. (The released code truncates, which darkens
-    every pixel by half a level on average: 0.1-0.2 dB of PSNR on a good face, docs/restore.md.)"""
+    every pixel by half a level on average; the PSNR it costs a good face is in docs/restore.md.)"""
     return list(to_uint8(((output.detach().float().cpu() + 1.0) / 2.0).permute(0, 2, 3, 1).numpy()))
 
 
