@@ -122,6 +122,11 @@ def test_a_bad_device_is_a_clear_error_of_every_command(capsys, tmp_path):
     assert "--device must be" in capsys.readouterr().err
     with pytest.raises(ValueError, match="device must be .*got 'gpu'"):
         load_options(None, {'device': 'gpu'})
+    from dfdnet.cli.validate import main as validate_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        validate_main(['--val_set', str(tmp_path), '--checkpoint', 'c.pth', '--device', 'cuda:one'])
+    assert exit_info.value.code == 2 and "--device must be auto, cpu, cuda, cuda:N" in capsys.readouterr().err
 
 
 def test_old_options_files_gpu_ids_is_read_with_a_deprecation_note(tmp_path, caplog):
