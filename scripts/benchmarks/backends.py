@@ -25,6 +25,7 @@ from dfdnet.archs.onnx_export import compare
 from dfdnet.archs.dfdnet_arch import GeneratorConfig
 from dfdnet.archs.random_weights import TYPICAL_BOXES, save_random_checkpoint
 from dfdnet.models.builders import write_random_dictionary
+from dfdnet.utils.precision import PRECISIONS
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 
@@ -55,7 +56,8 @@ def _time(g, images, boxes, repeats: int) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--models', nargs='+', default=['shipped', 'released'], choices=('shipped', 'released'))
-    parser.add_argument('--precisions', nargs='+', default=['fp32', 'bf16'], choices=('fp32', 'bf16', 'fp16'))
+    parser.add_argument('--precisions', nargs='+', default=['fp32', 'bf16'],
+                        choices=[p for p in PRECISIONS if p != 'auto'])
     parser.add_argument('--backends', nargs='+', default=['torch', 'openvino', 'onnxruntime'])
     parser.add_argument('--k', type=int, default=64, help='atoms of the released-layout dictionaries')
     parser.add_argument('--batch', type=int, default=1)

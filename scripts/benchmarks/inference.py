@@ -19,6 +19,7 @@ from pathlib import Path
 
 from dfdnet.archs.dfdnet_arch import GeneratorConfig
 from dfdnet.archs.random_weights import TYPICAL_BOXES, save_random_checkpoint
+from dfdnet.utils.precision import PRECISIONS
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 
@@ -142,7 +143,7 @@ def main(argv=None):
     gen = sub.add_parser('generator', help='time the generator forward per 512 face')
     gen.add_argument('--k', type=int, nargs='+', default=[8, 64, 512], help='atoms per dictionary')
     gen.add_argument('--batch', type=int, nargs='+', default=[1])
-    gen.add_argument('--dtype', nargs='+', default=['fp32'], choices=['fp32', 'bf16', 'fp16'])
+    gen.add_argument('--dtype', nargs='+', default=['fp32'], choices=[p for p in PRECISIONS if p != 'auto'])
     gen.add_argument('--device', default='cpu')
     gen.add_argument('--threads', type=int, default=2)
     gen.add_argument('--repeats', type=int, default=3)
