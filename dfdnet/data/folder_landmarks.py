@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+from dfdnet.data.face_options import FaceOptions  # noqa: F401 (callers import it from here too)
 from dfdnet.data.landmark_cache import LandmarkCache, load_landmark_folder
 from dfdnet.face.alignment import alignment_transforms, face_template, resize_aligned_face, warp_face
 from dfdnet.face.detection import FaceDetector, aligned_presence_detectors, face_present
@@ -28,20 +28,6 @@ from dfdnet.face.landmarks import LandmarkError, aligned_face_landmarks
 from dfdnet.utils.image_io import ImageReadError, read_image, to_rgb8
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class FaceOptions:
-    """How faces are found. ``detector``/``upsample`` are for photos (``align``); every aligned
-    face gets its 68 landmarks from ``dfdnet.face.landmarks.aligned_face_landmarks``, as at
-    restoration."""
-    face_size: int = 512
-    align: bool = False
-    detector: str = 'hog'
-    upsample: int = 1
-    detect_max_side: int = 1600
-    min_face_size: int = 64
-    save_every: int = 50
 
 
 def resize_affine(width: int, height: int, size: int) -> np.ndarray:

@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 from dfdnet.data import degradations as deg
 from dfdnet.data.degradation_pipeline import PRESETS, SHIPPED_MOTION_KERNELS, DegradationConfig, DegradationPipeline
+from dfdnet.data.testset_options import MakeTestsetOptions
 from dfdnet.face.alignment import resize_aligned_face
 from dfdnet.face.landmarks import ALIGNED_LANDMARK_PROCEDURE, aligned_face_landmarks
 from dfdnet.utils.files import atomic_path
@@ -62,21 +63,6 @@ SETTINGS = {
     'x4_blur_noise_jpeg': DegradationConfig(motion_prob=0.0, gaussian_sigma=(1.0, 3.0), scale=(4.0, 4.0),
                                             noise_sigma=(5.0, 15.0), jpeg_quality=(50, 90)),
 }
-
-
-@dataclass
-class MakeTestsetOptions:
-    """What to build. ``sources``: folders of HQ faces; ``motion_kernels``: folder or .npz kernel set
-    (needed when a setting uses motion blur; None: the kernels shipped with the project)."""
-    sources: list
-    out_dir: Path
-    seed: int = 0
-    settings: tuple = ('x4', 'x8', 'eq11')
-    size: int = 512
-    max_images: int | None = None
-    motion_kernels: Path | None = None
-    landmarks: bool = True
-    overwrite: bool = False
 
 
 @dataclass
@@ -124,7 +110,10 @@ def build_testset(options: MakeTestsetOptions, landmarker68=None) -> MakeTestset
 
     ``landmarker68``: the 68-point model of the GT landmarks (``aligned_face_landmarks``; a
     ``dfdnet.face.landmarks.DlibLandmarker(68)`` is made here when ``options.landmarks`` and None).
+    ``options.settings`` None: every setting of ``SETTINGS``.
     """
+    if options.settings is None:
+        options = dataclasses.replace(options, settings=tuple(SETTINGS))
     out_dir = Path(options.out_dir)
     unknown = [s for s in options.settings if s not in SETTINGS]
     if unknown:

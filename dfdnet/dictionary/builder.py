@@ -203,7 +203,7 @@ def build_dictionary(options: BuildOptions, info: DistInfo | None = None) -> Bui
     info = info or DistInfo()
     started = time.time()
     seconds = {}
-    device = torch.device(rank_device(info, options.gpu_ids))
+    device = torch.device(rank_device(info, options.device))
     encoder, config, encoder_info = load_encoder(options.checkpoint, options.vgg, options.random_encoder,
                                                  options.encoder)
     encoder.to(device)

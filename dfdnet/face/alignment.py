@@ -133,8 +133,8 @@ def alignment_transforms(landmarks5, upscale: float = 1.0, size: int = 512, temp
       back unchanged lands on the pixels it came from;
     * 'released': a second least-squares fit from the template to ``landmarks5 * upscale``, as the
       released code does. It is not the inverse of ``affine`` (five points never fit a similarity
-      exactly) and ignores pixel centres: measured on 10 validation faces at x2, an unchanged crop
-      comes back 31 dB from the upscaled photo (some faces 21 dB), against 53 dB for 'inverse'.
+      exactly) and ignores pixel centres, so faces come back misplaced (measured in docs/restore.md,
+      "Paste-back geometry").
     """
     template = face_template(size) if template is None else np.asarray(template, dtype=np.float64)
     points = np.asarray(landmarks5, dtype=np.float64)

@@ -43,6 +43,7 @@ class LpipsMetric:
     """LPIPS distance (Zhang et al. 2018) of two (H, W, 3) RGB images, uint8 or float in [0, 1]; lower is better."""
 
     def __init__(self, net: str = 'alex', device: str = 'cpu'):
+        """device: any ``--device`` value (``dfdnet.utils.device.select_device``)."""
         if importlib.util.find_spec('lpips') is None:
             raise MetricUnavailable('LPIPS skipped: the `lpips` package is not installed '
                                     '(pip install lpips; its backbone weights must also be present locally)')
@@ -53,7 +54,9 @@ class LpipsMetric:
         import lpips
         import torch
 
-        self.device = torch.device(device)
+        from dfdnet.utils.device import select_device
+
+        self.device = torch.device(select_device(device))
         self.model = lpips.LPIPS(net=net, verbose=False).eval().to(self.device)
 
     def __call__(self, img1, img2) -> float:

@@ -86,12 +86,15 @@ def score_generator(net_g, loader, device='cpu', recon_loss=None, autocast=conte
 
 
 @torch.inference_mode()
-def validate_checkpoint(checkpoint, dict_dir, val_folder, dft_levels=None) -> ValidationScores:
-    """Scores of one generator checkpoint on a validation folder made by ``make_validation_set``."""
+def validate_checkpoint(checkpoint, dict_dir, val_folder, dft_levels=None, device='cpu') -> ValidationScores:
+    """Scores of one generator checkpoint on a validation folder made by ``make_validation_set``;
+    ``device``: any ``--device`` value (``dfdnet.utils.device.select_device``)."""
     from torch.utils.data import DataLoader
 
     from dfdnet.archs.checkpoint import load_generator
     from dfdnet.data.validation_set import ValidationDataset
+    from dfdnet.utils.device import select_device
 
-    model = load_generator(checkpoint, dict_dir, dft_levels=dft_levels)
-    return score_generator(model, DataLoader(ValidationDataset(val_folder), batch_size=1))
+    device = select_device(device)
+    model = load_generator(checkpoint, dict_dir, device=device, dft_levels=dft_levels)
+    return score_generator(model, DataLoader(ValidationDataset(val_folder), batch_size=1), device=device)

@@ -106,7 +106,7 @@ def _describe_fidelity(fidelity) -> str:
 def resolve_resampling(choice: str, checkpoint_format: str | None = None) -> str:
     """The photo pipeline's resampling kernel: ``choice`` unless it is 'auto', which is bicubic for a
     checkpoint of this project's format (its training resizes degraded faces back with bicubic, and
-    a bilinear warp costs its clean faces 2 dB: docs/default_model.md) and bilinear, as released,
+    a bilinear warp costs its clean faces PSNR: docs/restore.md, "Resampling kernel") and bilinear, as released,
     for the released and BasicSR files or when no model is known."""
     if choice != 'auto':
         return choice

@@ -34,7 +34,7 @@ K = 3
 
 def make_options(input_dir, output, **kw) -> BuildOptions:
     kw.setdefault('random_encoder', 0)
-    kw.setdefault('gpu_ids', [-1])
+    kw.setdefault('device', 'cpu')
     kw.setdefault('batch_size', 2)
     return BuildOptions(input=str(input_dir), output=str(output), k=kw.pop('k', K),
                         kmeans=KMeansOptions(max_iter=50), **kw)

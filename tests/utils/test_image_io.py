@@ -95,7 +95,7 @@ def test_results_page_fits_a_1400_px_window_in_chromium(tmp_path):
 
     if not any(shutil.which(n) for n in ('chromium', 'chromium-browser', 'google-chrome')):
         pytest.skip('no Chromium on this machine (apt-get install chromium)')
-    spec = importlib.util.spec_from_file_location('check_results_page', ROOT / 'scripts' / 'check_results_page.py')
+    spec = importlib.util.spec_from_file_location('check_results_page', ROOT / 'scripts' / 'measurements' / 'results_page.py')
     checker = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(checker)
     wide = np.zeros((300, 3000, 3), np.uint8)  # a panorama must not make the page scroll sideways

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Seconds per face of the generator on each backend (torch, OpenVINO, onnxruntime) and precision.
 
-    python scripts/benchmark_backends.py --models shipped released --precisions fp32 bf16 --repeats 5
+    PYTHONPATH=. python scripts/benchmarks/backends.py --models shipped released --precisions fp32 bf16 --repeats 5
 
 "shipped" is dfdnet/pretrained/default at fidelity 1; "released" is the released layout (width 64)
 with seeded random weights and K random atoms (--k; the 3 GB of K = 512 make a graph over 2 GB).
@@ -23,15 +23,16 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import torch
 
-import torch  # noqa: E402
+from dfdnet.archs.checkpoint import load_generator
+from dfdnet.archs.onnx_export import compare
+from dfdnet.archs.dfdnet_arch import GeneratorConfig
+from dfdnet.archs.random_weights import TYPICAL_BOXES, save_random_checkpoint
+from dfdnet.models.builders import write_random_dictionary
+from dfdnet.utils.precision import PRECISIONS
 
-from benchmark import write_dictionaries, write_random_checkpoint  # noqa: E402
-from dfdnet.archs.checkpoint import load_generator  # noqa: E402
-from dfdnet.archs.onnx_export import compare  # noqa: E402
-from dfdnet.archs.random_weights import TYPICAL_BOXES  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 
 
 def _models(names, k: int, work: Path) -> dict:
@@ -41,7 +42,8 @@ def _models(names, k: int, work: Path) -> dict:
             shipped = ROOT / 'dfdnet' / 'pretrained' / 'default'
             models[name] = (shipped / 'net_g.pth', shipped / 'dictionaries')
         else:
-            models[name] = (write_random_checkpoint(work / 'released_w64.pth'), write_dictionaries(work / f'dicts_k{k}', k))
+            models[name] = (save_random_checkpoint(work / 'released_w64.pth'),
+                            write_random_dictionary(work / f'dicts_k{k}', GeneratorConfig(), k, 0))
     return models
 
 
@@ -100,7 +102,8 @@ def _photo_rows(photo: Path, precisions, backends) -> list:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--models', nargs='+', default=['shipped', 'released'], choices=('shipped', 'released'))
-    parser.add_argument('--precisions', nargs='+', default=['fp32', 'bf16'], choices=('fp32', 'bf16', 'fp16'))
+    parser.add_argument('--precisions', nargs='+', default=['fp32', 'bf16'],
+                        choices=[p for p in PRECISIONS if p != 'auto'])
     parser.add_argument('--backends', nargs='+', default=['torch', 'openvino', 'onnxruntime'])
     parser.add_argument('--k', type=int, default=64, help='atoms of the released-layout dictionaries')
     parser.add_argument('--batch', type=int, default=1)
