@@ -7,6 +7,10 @@ setup(
     name='dfdnet',
     version='0.1.0',
     description='Blind face restoration with deep multi-scale component dictionaries (DFDNet, ECCV 2020)',
+    # the code; the shipped model and the released weights have their own terms (NOTICE.md)
+    license='MIT',
+    license_files=['LICENSE', 'NOTICE.md'],
+    classifiers=['License :: OSI Approved :: MIT License', 'Programming Language :: Python :: 3'],
     packages=find_packages(include=['dfdnet', 'dfdnet.*']),
     # the shipped default model travels with the package (found through it: dfdnet.shipped_model_dir())
     package_data={'dfdnet': ['data/*.npz', 'pretrained/default/*.pth', 'pretrained/default/*.json',

@@ -20,28 +20,28 @@ TESTSET=${TESTSET:-experiments/testset_ffhq}
 NIQE=${NIQE:-../shared/data/metrics/niqe_pris_params.npz}
 FIDELITIES=${FIDELITIES:-}
 ABLATION=${ABLATION:-1}   # 0: no 0-DFT run (and no paired table)
-[ -f "$TESTSET/manifest.json" ] || python -m dfdnet.cli.make_testset --out "$TESTSET"
+[ -f "$TESTSET/manifest.json" ] || python -m dfdnet.cli.make_testset --out_dir "$TESTSET"
 variants=("DFDNet:"); [ "$ABLATION" = 1 ] && variants+=("0DFT:--dft_levels")
 paired=(); [ "$ABLATION" = 1 ] && paired=(--paired 0DFT DFDNet)
 if [ -f "$MODEL/net_g_sharp.pth" ]; then
   variants+=("fidelity1:--fidelity 1")
   for w in $FIDELITIES; do variants+=("fidelity$w:--fidelity $w"); done
 fi
-niqe=(); [ -f "$NIQE" ] && niqe=(--niqe-params "$NIQE")
+niqe=(); [ -f "$NIQE" ] && niqe=(--niqe_params "$NIQE")
 for setting in $SETTINGS; do
   restored=()
   for variant in "${variants[@]}"; do
     name=${variant%%:*}; read -r -a extra <<< "${variant#*:}"
     python test_FaceDict.py --aligned --test_path "$TESTSET/$setting/lq" --results_dir "$OUT/$setting/$name" \
-      --gpu_ids -1 --no_html --precision "$PRECISION" --checkpoint "$MODEL/net_g.pth" --dict_dir "$MODEL/dictionaries" \
+      --device cpu --no_html --precision "$PRECISION" --checkpoint "$MODEL/net_g.pth" --dict_dir "$MODEL/dictionaries" \
       "${extra[@]}"
     restored+=("$name=$OUT/$setting/$name/Step3_RestoreCropFace")
   done
-  python -m dfdnet.cli.evaluate --gt "$TESTSET/gt" --lq "$TESTSET/$setting/lq_small" --baseline bicubic \
-    --restored "${restored[@]}" "${niqe[@]}" --resize-restored "${paired[@]}" --csv "$OUT/$setting/metrics.csv" \
+  python -m dfdnet.cli.evaluate --gt_dir "$TESTSET/gt" --lq_dir "$TESTSET/$setting/lq_small" --baseline_bicubic \
+    --restored "${restored[@]}" "${niqe[@]}" --resize_restored "${paired[@]}" --csv "$OUT/$setting/metrics.csv" \
     | tee "$OUT/$setting/table.md"
 done
 # The dictionaries' effect over every setting at once, face by face (full model vs its 0-DFT ablation).
 [ "$ABLATION" = 1 ] || exit 0
 csvs=(); for setting in $SETTINGS; do csvs+=("$OUT/$setting/metrics.csv"); done
-python -m dfdnet.cli.evaluate --from-csv "${csvs[@]}" --paired 0DFT DFDNet | tee "$OUT/pooled.md"
+python -m dfdnet.cli.evaluate --from_csv "${csvs[@]}" --paired 0DFT DFDNet | tee "$OUT/pooled.md"

@@ -1,7 +1,7 @@
 """``dfdnet-app`` / ``python -m dfdnet.app``: serve the restoration page and HTTP API on this machine.
 
     dfdnet-app                      # http://127.0.0.1:7860
-    dfdnet-app --port 8080 --upscale_factor 2 --gpu_ids -1
+    dfdnet-app --port 8080 --upscale_factor 2 --device cpu
 
 Every restore option of ``dfdnet-restore`` but the input, output and per-run ones is a flag here
 and is the default of each request; the page and the API may change ``REQUEST_FIELDS`` and the model.
@@ -15,7 +15,8 @@ import sys
 logger = logging.getLogger(__name__)
 
 # RestoreOptions fields that belong to a folder run, not to a server
-NOT_SERVED = ('test_path', 'results_dir', 'ext', 'save_frames', 'write_html', 'aligned', 'landmarks_dir')
+NOT_SERVED = ('test_path', 'results_dir', 'ext', 'save_frames', 'write_html', 'aligned', 'landmarks_dir',
+              'dft_levels')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +31,6 @@ def build_parser() -> argparse.ArgumentParser:
                                                                  'output', 'video')}
     add_arguments(parser, AppSettings, groups)
     add_arguments(parser, RestoreOptions, groups, exclude=NOT_SERVED)
-    groups['output'].add_argument('--verbose', action='store_true', help='log debugging details')
     return parser
 
 

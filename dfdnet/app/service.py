@@ -89,7 +89,6 @@ class ModelCache:
 
     def get(self, options: RestoreOptions):
         from dfdnet.pipeline.photo import PhotoRestorer
-        from dfdnet.pipeline.restorer import CropRestorer
 
         key = (options.checkpoint, options.dict_dir, options.sharp_checkpoint, options.fidelity)
         with self._lock:
@@ -103,9 +102,7 @@ class ModelCache:
                 self._key, self.state = key, 'ready'
                 logger.info('model: %s', self._restorer.model_description)
             base = self._restorer
-        crops = CropRestorer(base.restorer.generator, base.restorer.device, options.batch_size, options.color_fix)
-        return PhotoRestorer(base.preparer, crops, options.upscale_factor, base.model_description,
-                             options.max_output_megapixels, options.paste_mask)
+        return base.with_options(options)
 
 
 class JobQueue:
@@ -210,7 +207,7 @@ def restore_video(job: Job, options: RestoreOptions, models: ModelCache) -> None
         job.progress = min(0.99, (index + 1) / total)
 
     restorer = models.get(options)
-    result = VideoRestoration(restorer, options.batch_size, smooth=options.temporal_smoothing,
+    result = VideoRestoration(restorer, smooth=options.temporal_smoothing,
                               frame_writer=count_frame).run(job.upload, job.folder / 'restored.mp4')
     if result.first_output is None:
         raise ValueError(f'{job.name}: no frame could be decoded')

@@ -43,10 +43,10 @@ class GeneratorConfig:
         what is good in the input survives. ``part_sizes`` are then in ``compute_size`` pixels.
     full_res_head: with ``compute_size``, also add the residual of a ``FullResolutionHead`` that
         sees the full-resolution input and the upsampled decoder features (it can sharpen above
-        the core's band; at width 16 it costs ~3x the core's training step on a CPU).
+        the core's band; its cost on a CPU: docs/network.md).
     subpixel_head: with ``compute_size``, also add the residual of a ``SubpixelHead``: the
         full-resolution input space-to-depth beside the decoder's last features, three convs at
-        ``compute_size`` and depth-to-space back (detail above the core's band; +25% on the width-16 core's training step).
+        ``compute_size`` and depth-to-space back (detail above the core's band; its cost: docs/network.md).
     subpixel_width: channels of the ``SubpixelHead``'s convolutions; None (default) = ``width``.
     subpixel_blocks: residual blocks in the ``SubpixelHead`` (default 0); new blocks start as the identity.
     """
@@ -244,7 +244,7 @@ class DFDNetGenerator(nn.Module):
         if self.config.dft_levels and self.dictionaries is None:
             raise RuntimeError('no dictionaries attached: load them with load_generator or set_dictionaries')
         images, boxes = to_core_resolution(images, boxes, self.config)
-        # channels-last convolutions are ~15-20% faster on CPU (oneDNN) for the same result
+        # channels-last convolutions are faster on a CPU (oneDNN) for the same result (docs/network.md)
         features = self.vgg_extractor(images.contiguous(memory_format=torch.channels_last))
         updated = [self._transfer(level, feat, boxes) if level in self.config.dft_levels else feat
                    for level, feat in enumerate(features)]

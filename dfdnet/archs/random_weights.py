@@ -62,3 +62,18 @@ def random_generator(config: GeneratorConfig | None = None, seed: int = 0, num_a
     if num_atoms is not None and config.dft_levels:
         model.set_dictionaries(random_dictionary_bank(config, num_atoms, seed + 1))
     return model
+
+
+def save_random_checkpoint(path, width: int = 64):
+    """Write (once) a generator checkpoint in this project's format, released layout at ``width``,
+    with seeded random weights and converged spectral norms (finite outputs): timing only.
+    Returns ``path`` as a ``Path``."""
+    from pathlib import Path
+
+    from dfdnet.archs.checkpoint import save_generator
+
+    path = Path(path)
+    if not path.exists():
+        torch.manual_seed(0)
+        save_generator(condition_spectral_norm_(DFDNetGenerator(GeneratorConfig(width=width))), path)
+    return path

@@ -3,7 +3,7 @@
 It keeps the released module names (so a released ``latest_net_G.pth`` loads into it with
 ``strict=True``), the released per-call work (every atom of every dictionary renormalised at
 each forward, scores by ``conv2d`` and ``softmax``) and its single-face batch. The parity tests
-compare ``DFDNetGenerator`` with it, and ``scripts/benchmark.py`` times it as the released code's
+compare ``DFDNetGenerator`` with it, and ``scripts/benchmarks/inference.py`` times it as the released code's
 cost. Do not use it to restore images.
 """
 from __future__ import annotations

@@ -30,7 +30,7 @@ def check_photo(section, device: str, photo: Path, work: Path, batches, precisio
     for precision in precisions:
         for batch in batches:
             out = work / f'photo_b{batch}_{precision}'
-            argv = ['--test_path', str(photo), '--results_dir', str(out), '--gpu_ids', device, '--batch_size',
+            argv = ['--test_path', str(photo), '--results_dir', str(out), '--device', device, '--batch_size',
                     str(batch), '--precision', precision, '--upscale_factor', str(upscale), '--no_html']
             reset_peak(device)
             start = time.perf_counter()
@@ -163,7 +163,7 @@ def check_ddp(section, device: str, faces: Path, work: Path, sizes, timeout_s: f
     results = work / 'ddp_restore'
     restore = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=1',
                str(ROOT / 'test_FaceDict.py'), '--test_path', str(ROOT / 'TestData'), '--results_dir', str(results),
-               '--gpu_ids', (device.partition(':')[2] or '0') if device.startswith('cuda') else '-1', '--no_html']
+               '--device', device, '--no_html']
     start = time.perf_counter()
     code, output = _run(restore, env, timeout_s)
     try:
@@ -186,9 +186,8 @@ def check_dictionary(section, device: str, faces: Path, work: Path, num_faces: i
     if not faces.is_dir():
         section.skipped = f'dictionary faces not found: {faces} (give --data)'
         return
-    index = -1 if device == 'cpu' else int(device.partition(':')[2] or 0)
     options = load_options(None, {'input': str(faces), 'output': str(work / 'dictionary'), 'k': k,
-                                  'random_encoder': 0, 'max_faces': num_faces, 'gpu_ids': [index], 'batch_size': 8})
+                                  'random_encoder': 0, 'max_faces': num_faces, 'device': device, 'batch_size': 8})
     reset_peak(device)
     summary = build_dictionary(options)
     meta = json.loads((work / 'dictionary' / 'dictionary.json').read_text())

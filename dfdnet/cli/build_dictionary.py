@@ -12,46 +12,37 @@ import logging
 import sys
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+ENCODER_FLAGS = ('checkpoint', 'vgg', 'random_encoder')  # one encoder: given on the command line, replaces the file's
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: the ``option`` fields of ``BuildOptions`` (and ``FaceOptions.align``), which
+    override the options file, plus the command's own flags."""
+    from dfdnet.dictionary.options import BuildOptions, FaceOptions  # no torch, OpenCV or dlib: --help stays instant
+    from dfdnet.utils.options import add_arguments
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('-opt', '--opt', help='YAML options file (e.g. options/build_dictionary.yml)')
-    parser.add_argument('--input', help='folder of aligned high-quality faces (or photos with --align)')
-    parser.add_argument('--output', help='output folder for the 16 *_center.npy files and dictionary.json')
-    parser.add_argument('--k', type=int, help='atoms per part and scale (paper 256, released 512)')
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument('--checkpoint', help='generator checkpoint whose frozen encoder is used')
-    source.add_argument('--vgg', help='torchvision VGG19 state dict (features.N.* keys)')
-    source.add_argument('--random_encoder', type=int, metavar='SEED',
-                        help='a seeded RANDOM encoder (experiments only; recorded in dictionary.json)')
-    parser.add_argument('--max_faces', type=int, help='use at most this many faces')
-    parser.add_argument('--align', action='store_true', default=None,
-                        help='input holds photos: detect and align every face first')
-    parser.add_argument('--no_flip', action='store_true', help='no horizontal-flip augmentation')
-    parser.add_argument('--landmarks_dir', help='read 68 landmarks from released <name>.txt files here')
-    parser.add_argument('--cache_dir', help='landmark and feature cache (default <output>_cache)')
-    parser.add_argument('--batch_size', type=int, help='faces per encoder pass')
-    parser.add_argument('--precision', choices=('auto', 'fp32', 'bf16', 'fp16'),
-                        help='encoder precision for the features (auto: bf16 where the hardware has it natively); '
-                             'the crops and the k-means stay float32')
-    parser.add_argument('--gpu_ids', help="GPU index, e.g. 0; -1 for the CPU (default: GPU 0 if any)")
-    parser.add_argument('--seed', type=int, help='seed of the face sample and the k-means++ initialisation')
-    parser.add_argument('--max_rows_per_atom', type=int,
-                        help='keep a seeded sample of at most this x K rows per dictionary (0: every face)')
+    groups = {'encoder': parser.add_mutually_exclusive_group()}
+    add_arguments(parser, BuildOptions, groups, defaults=False)
+    add_arguments(parser, FaceOptions, groups, prefix='faces.', defaults=False)
     parser.add_argument('--plan', type=int, metavar='N',
                         help='print the disk, memory and time a build of N faces needs, then stop (no work)')
     parser.add_argument('-v', '--verbose', action='store_true', help='debug logging')
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def overrides_from_args(args) -> dict:
-    """The flags given, as ``BuildOptions`` fields (dotted paths; None: not given, the file's value
+    """The flags given, as dotted ``BuildOptions`` paths (a flag not given is absent: the file's value
     stays). The encoder flags replace the file's encoder as a group (see ``main``)."""
-    return {'input': args.input, 'output': args.output, 'k': args.k, 'max_faces': args.max_faces,
-            'faces.align': args.align, 'landmarks_dir': args.landmarks_dir, 'cache_dir': args.cache_dir,
-            'batch_size': args.batch_size, 'seed': args.seed,
-            'max_rows_per_atom': args.max_rows_per_atom, 'precision': args.precision, 'flip': False if args.no_flip else None,
-            'gpu_ids': [int(i) for i in args.gpu_ids.split(',')] if args.gpu_ids is not None else None}
+    from dfdnet.dictionary.options import BuildOptions, FaceOptions
+    from dfdnet.utils.options import overrides_from_args as given
+
+    return {**given(BuildOptions, args), **given(FaceOptions, args, prefix='faces.')}
 
 
 def main(argv=None) -> int:
@@ -68,10 +59,10 @@ def main(argv=None) -> int:
     from dfdnet.utils.distributed import close_coordination, init_coordination, launched_info
 
     try:
-        options = load_options(args.opt, overrides_from_args(args))
-        given = {'checkpoint': args.checkpoint, 'vgg': args.vgg, 'random_encoder': args.random_encoder}
-        if any(v is not None for v in given.values()):  # an encoder on the command line replaces the file's
-            options = dataclasses.replace(options, **given)
+        overrides = overrides_from_args(args)
+        options = load_options(args.opt, overrides)
+        if any(name in overrides for name in ENCODER_FLAGS):  # an encoder on the command line replaces the file's
+            options = dataclasses.replace(options, **{name: overrides.get(name) for name in ENCODER_FLAGS})
         if args.plan is not None:
             return print_plan(options, args.plan)
         info = launched_info()
@@ -110,7 +101,7 @@ def print_plan(options, faces: int) -> int:
         raise ValueError(f'--plan needs a positive number of faces and K, and max_rows_per_atom >= 0; got --plan '
                          f'{faces}, k {options.k}, max_rows_per_atom {options.max_rows_per_atom}')
     config = GeneratorConfig(encoder=options.encoder)
-    device = torch.device(select_device(options.gpu_ids))
+    device = torch.device(select_device(options.device))
     plan = make_plan(faces, options.k, feature_layout(config), options.flip, options.max_rows_per_atom,
                      encoder_flops_per_view(config.encoder, config.image_size), options.kmeans.resident_gb * 2**30,
                      options.landmarks_dir is not None)

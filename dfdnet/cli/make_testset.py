@@ -3,55 +3,41 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-from pathlib import Path
-
-SHARED_DATA = Path(os.environ.get('DFDNET_SHARED_DATA', Path(__file__).resolve().parents[2].parent / 'shared' / 'data'))
-DEFAULT_SOURCES = [SHARED_DATA / 'faces_hq' / 'ffhq_gpen', SHARED_DATA / 'faces_hq' / 'ffhq512_redegnet']
-DEFAULT_KERNELS = SHARED_DATA / 'degradation' / 'motion_kernels'
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: the fields of ``MakeTestsetOptions``, each declared once there."""
+    from dfdnet.data.testset_options import MakeTestsetOptions  # no torch, OpenCV or dlib: --help stays instant
+    from dfdnet.utils.options import add_arguments
+
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('--out', required=True, type=Path, help='output folder (gt/, landmarks/, <setting>/lq ...)')
-    parser.add_argument('--sources', nargs='+', type=Path, default=DEFAULT_SOURCES,
-                        help='folders of aligned HQ faces (default: the held-out FFHQ faces)')
-    parser.add_argument('--settings', nargs='+', default=None,
-                        help='settings to make (default: all of dfdnet.data.testset.SETTINGS: x4, x8, eq11, '
-                             'clean_x2, x4_noise_jpeg, x4_blur_noise_jpeg; docs/evaluation.md)')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--size', type=int, default=512, help='side of the GT and of the upsampled LQ')
-    parser.add_argument('--max-images', type=int, default=None)
-    parser.add_argument('--motion-kernels', type=Path, default=None,
-                        help=f'folder of .mat/.npy/.png kernels or a .npz set (default: {DEFAULT_KERNELS} '
-                             'if present, else the kernels shipped with dfdnet)')
-    parser.add_argument('--no-landmarks', action='store_true', help='do not write the GT dlib landmarks')
-    parser.add_argument('--overwrite', action='store_true', help='replace a test set already in --out')
-    return parser.parse_args(argv)
+    add_arguments(parser, MakeTestsetOptions)
+    return parser
 
 
 def main(argv=None) -> int:
     from dfdnet.utils.text import configure_logging
 
     configure_logging(logging.INFO)
-    args = parse_args(argv)
-    from dfdnet.data.testset import SETTINGS, MakeTestsetOptions, build_testset
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from dfdnet.data.testset import SETTINGS, build_testset
+    from dfdnet.data.testset_options import SHARED_MOTION_KERNELS, MakeTestsetOptions
+    from dfdnet.utils.options import options_from_args
 
-    settings = tuple(args.settings or SETTINGS)
-
-    kernels = args.motion_kernels
-    if kernels is None and DEFAULT_KERNELS.is_dir():
-        kernels = DEFAULT_KERNELS
-    options = MakeTestsetOptions(sources=args.sources, out_dir=args.out, seed=args.seed, settings=settings,
-                             size=args.size, max_images=args.max_images, motion_kernels=kernels,
-                             landmarks=not args.no_landmarks, overwrite=args.overwrite)
+    if args.motion_kernels is None and SHARED_MOTION_KERNELS.is_dir():
+        args.motion_kernels = SHARED_MOTION_KERNELS
+    try:
+        options = options_from_args(MakeTestsetOptions, args)
+    except ValueError as exc:
+        parser.error(str(exc))
     try:
         report = build_testset(options)
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
-    print(f'{len(report.names)} faces written to {args.out} ({", ".join(settings)}); '
+    print(f'{len(report.names)} faces written to {options.out_dir} ({", ".join(options.settings or SETTINGS)}); '
           f'{len(report.skipped)} inputs skipped')
     for path, reason in report.skipped.items():
         print(f'  skipped {path}: {reason}')

@@ -1,7 +1,7 @@
 """``test_FaceDict.py`` / ``dfdnet-restore``: restore every face of the photos in a folder (the
 released command line, over ``dfdnet.pipeline.photo.PhotoRestorer``).
 
-    python test_FaceDict.py --test_path TestData --results_dir results/TestData --upscale_factor 4 --gpu_ids -1
+    python test_FaceDict.py --test_path TestData --results_dir results/TestData --upscale_factor 4 --device cpu
 
 Exit status: 0 when every image was processed, 1 when any image failed, 2 when nothing could
 start (bad options, missing or broken checkpoint / dictionaries / landmark model, no images).
@@ -27,11 +27,6 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         prog=prog, description='Restore every face of whole images with DFDNet and paste them back.')
     groups = {name: parser.add_argument_group(name) for name in ('released options', 'model', 'faces', 'output', 'video')}
     add_arguments(parser, RestoreOptions, groups)
-    groups['model'].add_argument(
-        '--dft_levels', type=int, nargs='*', default=None, choices=(0, 1, 2, 3), metavar='LEVEL',
-        help='ablation: the feature levels (0 = stride 2 ... 3 = stride 16) that use the dictionaries; give the '
-             'flag alone for none ("0 DFT"). Default: the model\'s own')
-    groups['output'].add_argument('--verbose', action='store_true', help='log debugging details')
     return parser
 
 
@@ -79,7 +74,7 @@ def main(argv=None) -> int:
         parser.error(str(exc))
     init_coordination(info)
     try:
-        return _locked_run(options, args, info)
+        return _locked_run(options, info)
     finally:
         close_coordination(info)
 
@@ -102,7 +97,7 @@ def _prepare(options):
     return paths, None
 
 
-def _locked_run(options, args, info) -> int:
+def _locked_run(options, info) -> int:
     """Rank 0 checks the paths, lists the inputs and takes the results folder's lock for the whole job
     (a second, independent run into the folder stops at once); every rank then restores its share."""
     from dfdnet.pipeline.runner import results_lock
@@ -125,7 +120,7 @@ def _locked_run(options, args, info) -> int:
     if problem is not None:
         return _fail(problem) if info.is_main else 2
     try:
-        code = _run(options, args, paths, info)
+        code = _run(options, paths, info)
     finally:
         if lock is not None:
             lock.release()
@@ -135,7 +130,7 @@ def _locked_run(options, args, info) -> int:
     return code
 
 
-def _restore_share(options, args, paths, info):
+def _restore_share(options, paths, info):
     """Load the model and restore this rank's share of ``paths``: (exit code, restoration or None)."""
     import dataclasses
 
@@ -150,7 +145,7 @@ def _restore_share(options, args, paths, info):
     start = time.perf_counter()
     try:
         options = dataclasses.replace(options, device=rank_device(info, options.device))
-        photo_restorer = PhotoRestorer.from_options(options, dft_levels=args.dft_levels)
+        photo_restorer = PhotoRestorer.from_options(options, dft_levels=options.dft_levels)
     except (CheckpointError, DictionaryError) as exc:
         checkpoint, dict_dir, _ = resolve_model_paths(options.checkpoint, options.dict_dir)
         return _fail(str(exc), missing_weights_hint(checkpoint, dict_dir)), None
@@ -173,13 +168,13 @@ def _size(path) -> int:
     return 0
 
 
-def _run(options, args, paths, info) -> int:
+def _run(options, paths, info) -> int:
     """Restore ``paths`` over the ranks (the results folder is locked); rank 0 merges the ranks'
     summaries and pages and writes summary.json and index.html once every rank is done."""
     from dfdnet.pipeline.summary import merge_summaries
     from dfdnet.utils.text import printable
 
-    code, restoration = _restore_share(options, args, paths, info)
+    code, restoration = _restore_share(options, paths, info)
     done = None if restoration is None else (restoration.summary, restoration.rows)
     gathered = info.gather(done)  # every rank gets here, also after a failure: no rank waits forever
     if not info.is_main:

@@ -16,15 +16,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dfdnet.utils.image_io import INTERPOLATIONS
+from dfdnet.utils.pixels import to_float01, to_uint8
+
 logger = logging.getLogger(__name__)
 
-INTERPOLATIONS = {
-    'nearest': cv2.INTER_NEAREST,
-    'bilinear': cv2.INTER_LINEAR,
-    'bicubic': cv2.INTER_CUBIC,
-    'area': cv2.INTER_AREA,
-    'lanczos': cv2.INTER_LANCZOS4,
-}
 KERNEL_SUFFIXES = ('.mat', '.npy', '.png')
 _BORDER = cv2.BORDER_REFLECT_101
 
@@ -37,7 +33,7 @@ def _check_image(img, where: str) -> np.ndarray:
         raise ValueError(f'{where}: expected an (H, W, 3) image, got shape {img.shape}')
     if not np.issubdtype(img.dtype, np.floating):
         raise TypeError(f'{where}: expected a float image in [0, 1], got dtype {img.dtype} '
-                        '(convert uint8 with img.astype(np.float32) / 255)')
+                        '(convert uint8 with dfdnet.utils.pixels.to_float01)')
     return img.astype(np.float32, copy=False)
 
 
@@ -147,12 +143,7 @@ def jpeg_compress(img: np.ndarray, quality: int) -> np.ndarray:
     if not ok:
         raise RuntimeError('jpeg_compress: OpenCV failed to encode the image')
     decoded = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
-    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-
-
-def to_uint8(img: np.ndarray) -> np.ndarray:
-    """Float image in [0, 1] -> uint8 (rounded, clipped)."""
-    return np.clip(np.rint(np.asarray(img, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+    return to_float01(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB))
 
 
 def load_kernel(path) -> np.ndarray:

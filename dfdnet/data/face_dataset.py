@@ -12,15 +12,16 @@ import logging
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from dfdnet.data.degradation_pipeline import DegradationPipeline
 from dfdnet.face.components import component_boxes, flip_landmarks
-from dfdnet.face.landmarks import ALIGNED_LANDMARK_PROCEDURE, LandmarkError, aligned_face_landmarks
-from dfdnet.utils.image_io import ImageReadError, read_rgb
+from dfdnet.face.alignment import resize_aligned_face
+from dfdnet.face.landmarks import ALIGNED_LANDMARK_PROCEDURE
+from dfdnet.utils.image_io import read_rgb
+from dfdnet.utils.pixels import to_float01, to_network
 
 logger = logging.getLogger(__name__)
 
@@ -36,21 +37,18 @@ def split_train_val(files: list, val_count: int, max_images: int | None = None) 
 
 def read_face(path) -> np.ndarray:
     """(H, W, 3) float32 RGB in [0, 1] of an image file; ImageReadError naming the file if unreadable."""
-    return read_rgb(path).astype(np.float32) / 255.0
-
-
-def to_tensor(img: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) float in [0, 1] -> (3, H, W) float32 in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).mul_(2.0).sub_(1.0)
+    return to_float01(read_rgb(path))
 
 
 def load_landmarks(files: list, source, landmark_size: int = 512, cache_out=None) -> dict:
     """Landmarks (68, 2) in ``landmark_size`` pixels for ``files``: {path: array}.
 
     ``source``: a landmark cache ``.npz`` (``LandmarkCache``; detected and saved there if the file
-    does not exist yet), a folder of released ``<name>.txt`` files, or None to detect them with dlib's HOG detector + 68-point model and save the cache
-    to ``cache_out`` (reused on the next run). Faces without landmarks are left out and logged.
+    does not exist yet), a folder of released ``<name>.txt`` files, or None to find them
+    (``dfdnet.data.folder_landmarks.compute_landmarks``, as dictionary building does) and save the
+    cache to ``cache_out`` (reused on the next run). Faces without landmarks are left out and logged.
     """
+    from dfdnet.data.folder_landmarks import FaceOptions, compute_landmarks
     from dfdnet.data.landmark_cache import LandmarkCache, load_landmark_folder
 
     files = [Path(f) for f in files]
@@ -72,8 +70,7 @@ def load_landmarks(files: list, source, landmark_size: int = 512, cache_out=None
         if cache_out is None:
             raise ValueError('no landmark source and nowhere to cache detected landmarks')
         cache = LandmarkCache.load_or_new(cache_out, root, face_size=landmark_size, model=ALIGNED_LANDMARK_PROCEDURE)
-        if _detect_missing(cache, files, landmark_size):
-            cache.save(cache_out)
+        compute_landmarks([f.resolve() for f in files], root, cache, cache_out, FaceOptions(face_size=landmark_size))
         found = _from_cache(cache, files, landmark_size, cache_out)
     missing = len(files) - len(found)
     if missing:
@@ -100,38 +97,6 @@ def _from_cache(cache, files, landmark_size, where) -> dict:
         if points is not None:
             found[f] = points
     return found
-
-
-def _detect_missing(cache, files, landmark_size) -> int:
-    """68 landmarks (``aligned_face_landmarks``) of the files the cache has not seen (progress bar); returns how many."""
-    from tqdm import tqdm
-
-    from dfdnet.face.detection import aligned_presence_detectors, face_present
-    from dfdnet.face.landmarks import DlibLandmarker
-
-    todo = [f for f in files if not cache.has_image(f.resolve())]
-    if not todo:
-        return 0
-    landmarker, presence = DlibLandmarker(68), aligned_presence_detectors()
-    for path in tqdm(todo, desc='dlib 68 landmarks', unit='face'):
-        try:
-            rgb = read_rgb(path)
-        except ImageReadError as err:
-            logger.error('%s: skipped', err)
-            cache.add(path.resolve(), flag='unreadable')
-            continue
-        if rgb.shape[:2] != (landmark_size, landmark_size):
-            rgb = cv2.resize(rgb, (landmark_size, landmark_size), interpolation=cv2.INTER_AREA)
-        if not face_present(rgb, presence):
-            logger.warning('no face found in %s: skipped', path)
-            cache.add(path.resolve(), flag='no_face')
-            continue
-        try:
-            cache.add(path.resolve(), aligned_face_landmarks(rgb, landmarker))
-        except LandmarkError as exc:
-            logger.warning('%s: %s: skipped', path, exc)
-            cache.add(path.resolve(), flag='landmark_failed')
-    return len(todo)
 
 
 class FaceDataset(Dataset):
@@ -170,10 +135,7 @@ class FaceDataset(Dataset):
         img = read_face(path)
         if img.shape[0] != img.shape[1]:
             raise ValueError(f'{path}: aligned faces must be square, got {img.shape[1]}x{img.shape[0]}')
-        if img.shape[0] != self.image_size:
-            interp = cv2.INTER_AREA if img.shape[0] > self.image_size else cv2.INTER_CUBIC
-            img = np.clip(cv2.resize(img, (self.image_size, self.image_size), interpolation=interp), 0, 1)
-        return img
+        return resize_aligned_face(img, self.image_size)
 
     def __getitem__(self, item: int) -> dict:
         epoch, index = divmod(int(item), len(self.files))
@@ -192,7 +154,7 @@ class FaceDataset(Dataset):
             hq = np.ascontiguousarray(hq[:, ::-1])
             points = flip_landmarks(points, self.image_size)
         sample = self.degradation(hq, rng)
-        return {'lq': to_tensor(sample.lq), 'gt': to_tensor(sample.gt),
+        return {'lq': to_network(sample.lq), 'gt': to_network(sample.gt),
                 'boxes': torch.from_numpy(component_boxes(points, self.image_size)),
                 'path': str(self.files[current]), 'index': item}
 

@@ -35,15 +35,17 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from dfdnet.data import degradations as deg
 from dfdnet.data.degradation_pipeline import PRESETS, SHIPPED_MOTION_KERNELS, DegradationConfig, DegradationPipeline
-from dfdnet.face.landmarks import ALIGNED_LANDMARK_PROCEDURE
+from dfdnet.data.testset_options import MakeTestsetOptions
+from dfdnet.face.alignment import resize_aligned_face
+from dfdnet.face.landmarks import ALIGNED_LANDMARK_PROCEDURE, aligned_face_landmarks
 from dfdnet.utils.files import atomic_path
 from dfdnet.utils.image_io import list_face_images, read_rgb, write_image
+from dfdnet.utils.pixels import to_float01, to_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -61,21 +63,6 @@ SETTINGS = {
     'x4_blur_noise_jpeg': DegradationConfig(motion_prob=0.0, gaussian_sigma=(1.0, 3.0), scale=(4.0, 4.0),
                                             noise_sigma=(5.0, 15.0), jpeg_quality=(50, 90)),
 }
-
-
-@dataclass
-class MakeTestsetOptions:
-    """What to build. ``sources``: folders of HQ faces; ``motion_kernels``: folder or .npz kernel set
-    (needed when a setting uses motion blur; None: the kernels shipped with the project)."""
-    sources: list
-    out_dir: Path
-    seed: int = 0
-    settings: tuple = ('x4', 'x8', 'eq11')
-    size: int = 512
-    max_images: int | None = None
-    motion_kernels: Path | None = None
-    landmarks: bool = True
-    overwrite: bool = False
 
 
 @dataclass
@@ -118,12 +105,15 @@ def collect_sources(sources, report: MakeTestsetReport) -> list[tuple[str, Path]
     return chosen
 
 
-def build_testset(options: MakeTestsetOptions, face_models=None) -> MakeTestsetReport:
+def build_testset(options: MakeTestsetOptions, landmarker68=None) -> MakeTestsetReport:
     """Write the test set described in the module docstring; returns what was written and skipped.
 
-    ``face_models``: a ``dfdnet.metrics.face_dlib.DlibFaceModels`` for the GT landmarks (made here
-    when ``options.landmarks`` and None).
+    ``landmarker68``: the 68-point model of the GT landmarks (``aligned_face_landmarks``; a
+    ``dfdnet.face.landmarks.DlibLandmarker(68)`` is made here when ``options.landmarks`` and None).
+    ``options.settings`` None: every setting of ``SETTINGS``.
     """
+    if options.settings is None:
+        options = dataclasses.replace(options, settings=tuple(SETTINGS))
     out_dir = Path(options.out_dir)
     unknown = [s for s in options.settings if s not in SETTINGS]
     if unknown:
@@ -142,9 +132,9 @@ def build_testset(options: MakeTestsetOptions, face_models=None) -> MakeTestsetR
                 config = dataclasses.replace(config, motion_kernels=str(options.motion_kernels))
             kernel_source = config.motion_kernels or SHIPPED_MOTION_KERNELS
         pipelines[setting_name] = DegradationPipeline(config)
-    if options.landmarks and face_models is None:
-        from dfdnet.metrics.face_dlib import DlibFaceModels
-        face_models = DlibFaceModels()
+    if options.landmarks and landmarker68 is None:
+        from dfdnet.face.landmarks import DlibLandmarker
+        landmarker68 = DlibLandmarker(68)
 
     report = MakeTestsetReport()
     faces = collect_sources(options.sources, report)
@@ -158,7 +148,7 @@ def build_testset(options: MakeTestsetOptions, face_models=None) -> MakeTestsetR
             hq_uint8 = read_rgb(path)
             if hq_uint8.shape[:2] != (options.size, options.size):
                 logger.info('%s is %dx%d: resizing to %d', path, hq_uint8.shape[1], hq_uint8.shape[0], options.size)
-                hq_uint8 = cv2.resize(hq_uint8, (options.size, options.size), interpolation=cv2.INTER_AREA)
+                hq_uint8 = resize_aligned_face(hq_uint8, options.size, enlarge='area')
         except ValueError as exc:
             report.skipped[str(path)] = str(exc)
             logger.warning('%s', exc)
@@ -167,12 +157,13 @@ def build_testset(options: MakeTestsetOptions, face_models=None) -> MakeTestsetR
         if options.landmarks:
             from dfdnet.data.landmark_cache import write_landmark_txt
 
-            write_landmark_txt(out_dir / 'landmarks' / f'{name}.png.txt', face_models.landmarks68(hq_uint8))
-        hq = hq_uint8.astype(np.float32) / 255.0
+            write_landmark_txt(out_dir / 'landmarks' / f'{name}.png.txt',
+                               aligned_face_landmarks(np.ascontiguousarray(hq_uint8), landmarker68))
+        hq = to_float01(hq_uint8)
         for setting_name in options.settings:
             sample = pipelines[setting_name](hq, setting_rng(options.seed, setting_name, name))
-            small = deg.to_uint8(sample.small)
-            full = deg.to_uint8(deg.resize(small.astype(np.float32) / 255.0, size=hq.shape[:2]))
+            small = to_uint8(sample.small)
+            full = to_uint8(deg.resize(to_float01(small), size=hq.shape[:2]))
             write_image(out_dir / setting_name / 'lq_small' / f'{name}.png', small)
             write_image(out_dir / setting_name / 'lq' / f'{name}.png', full)
             all_params[setting_name][name] = sample.params

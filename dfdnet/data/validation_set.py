@@ -11,17 +11,17 @@ import json
 import logging
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from dfdnet.data.degradation_pipeline import DegradationConfig, DegradationPipeline
-from dfdnet.data.degradations import to_uint8
-from dfdnet.data.face_dataset import read_face, to_tensor
+from dfdnet.data.face_dataset import read_face
+from dfdnet.face.alignment import resize_aligned_face
 from dfdnet.face.components import component_boxes
 from dfdnet.utils.files import atomic_path
 from dfdnet.utils.image_io import write_image
+from dfdnet.utils.pixels import to_network, to_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +55,7 @@ def make_validation_set(folder, files, landmarks: dict, image_size: int, degrada
     pipeline = DegradationPipeline(degradation)
     items = []
     for i, (path, points) in enumerate(faces):
-        img = read_face(path)
-        if img.shape[:2] != (image_size, image_size):
-            img = np.clip(cv2.resize(img, (image_size, image_size), interpolation=cv2.INTER_AREA), 0, 1)
+        img = resize_aligned_face(read_face(path), image_size, enlarge='area')
         points = np.asarray(points, np.float64) * (image_size / landmark_size)
         sample = pipeline(img, np.random.default_rng((int(seed), i)))
         stem = f'{i:04d}_{path.stem}'
@@ -91,7 +89,7 @@ class ValidationDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         item = self.items[index]
-        return {'lq': to_tensor(read_face(self.folder / 'lq' / f'{item["name"]}.png')),
-                'gt': to_tensor(read_face(self.folder / 'gt' / f'{item["name"]}.png')),
+        return {'lq': to_network(read_face(self.folder / 'lq' / f'{item["name"]}.png')),
+                'gt': to_network(read_face(self.folder / 'gt' / f'{item["name"]}.png')),
                 'boxes': torch.tensor(item['boxes'], dtype=torch.int64), 'path': item['name'], 'index': index,
                 'group': 'clean' if 'clean_scale' in item.get('params', {}) else 'degraded'}

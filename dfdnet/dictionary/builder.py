@@ -20,8 +20,9 @@ import torch
 from tqdm import tqdm
 
 from dfdnet.archs.dictionary import dictionary_file_name
+from dfdnet.data.folder_landmarks import compute_landmarks
 from dfdnet.data.landmark_cache import LandmarkCache
-from dfdnet.dictionary.faces import compute_landmarks, list_dictionary_images, load_aligned_face
+from dfdnet.dictionary.faces import list_dictionary_images, load_aligned_face
 from dfdnet.dictionary.feature_store import FeatureStore, samples_hash
 from dfdnet.dictionary.features import extract_samples, feature_layout, file_sha256, load_encoder
 from dfdnet.dictionary.kmeans import kmeans
@@ -202,7 +203,7 @@ def build_dictionary(options: BuildOptions, info: DistInfo | None = None) -> Bui
     info = info or DistInfo()
     started = time.time()
     seconds = {}
-    device = torch.device(rank_device(info, options.gpu_ids))
+    device = torch.device(rank_device(info, options.device))
     encoder, config, encoder_info = load_encoder(options.checkpoint, options.vgg, options.random_encoder,
                                                  options.encoder)
     encoder.to(device)

@@ -31,6 +31,7 @@ from dfdnet.archs.dft import scale_boxes
 from dfdnet.archs.vgg import TAP_STRIDES, VGGEncoder, load_vgg_weights, seed_random_weights_
 from dfdnet.errors import CheckpointError
 from dfdnet.face.components import PART_NAMES, component_boxes, flip_landmarks
+from dfdnet.utils.pixels import to_network
 from dfdnet.utils.precision import inference_autocast
 
 logger = logging.getLogger(__name__)
@@ -167,11 +168,6 @@ def encode_levels(encoder: VGGEncoder, images: torch.Tensor, num_levels: int = 4
     return encoder(images, num_levels=num_levels)
 
 
-def image_to_tensor(face_rgb8: np.ndarray) -> torch.Tensor:
-    """(S, S, 3) uint8 RGB -> (3, S, S) float32 in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(face_rgb8)).permute(2, 0, 1).float() / 127.5 - 1.0
-
-
 @torch.no_grad()
 def extract_samples(encoder: VGGEncoder, faces: list, landmarks: list, config: GeneratorConfig, flip: bool,
                     device='cpu', precision: str = 'fp32') -> dict:
@@ -192,7 +188,7 @@ def extract_samples(encoder: VGGEncoder, faces: list, landmarks: list, config: G
     for face, points in zip(faces, landmarks):
         if face.shape != (size, size, 3):
             raise ValueError(f'expected an aligned ({size}, {size}, 3) face, got {face.shape}')
-        image = image_to_tensor(face)
+        image = to_network(face)
         images.append(image)
         boxes.append(component_boxes(points, size))
         if flip:

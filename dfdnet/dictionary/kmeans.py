@@ -16,9 +16,9 @@
 * stopping as in scikit-learn: labels unchanged, or total squared centre shift <= ``tol`` times
   the mean per-dimension variance of the data; and, with ``inertia_tol`` > 0, as soon as one
   iteration lowers the inertia by less than that fraction. Overlapping features (CNN crops) creep
-  for tens of iterations within a fraction of a percent of their final inertia; at 3e-4 this
-  rule stopped after 11-27 iterations within 1 % of scikit-learn's inertia on real component
-  features (docs/benchmarks.md).
+  for tens of iterations within a fraction of a percent of their final inertia; the default 3e-4
+  stops them early near scikit-learn's inertia (measured on real component features in
+  docs/benchmarks.md).
 
 Backends (``backend=``): 'torch' runs all of the above in PyTorch. 'faiss' makes one centred
 float32 copy of the features (so they must fit in ``max_resident_bytes``) and lets a faiss
@@ -26,8 +26,8 @@ float32 copy of the features (so they must fit in ``max_resident_bytes``) and le
 with GPUs and the device is CUDA); the k-means++ draws, the cluster sums, the empty-cluster rule,
 the stopping rule and the final labels and inertia are the same code as the torch backend's.
 'auto' picks faiss on a CUDA device when faiss was built with GPUs and the copy fits, and the
-torch backend otherwise (on a CPU it was 1.2-1.3x faster than faiss's search on real component
-features; see docs/benchmarks.md). ``result.backend`` says
+torch backend otherwise (on a CPU it was faster than faiss's search on real component features,
+docs/benchmarks.md). ``result.backend`` says
 which ran.
 
 On CPU the result depends only on the data, K, the seed and the backend (``chunk_size`` only
@@ -240,7 +240,7 @@ def choose_backend(backend: str, features, device: torch.device, max_resident_by
     if backend == 'torch':
         return 'torch', device, 'requested'
     if backend == 'auto' and device.type != 'cuda':
-        # measured on real component features (docs/benchmarks.md): 1.2-1.3x faster than faiss's search
+        # faster than faiss's search on real component features on a CPU (docs/benchmarks.md)
         return 'torch', device, 'faster than faiss on a CPU'
     if _import_faiss() is None:
         if backend == 'faiss':

@@ -115,6 +115,6 @@ class ClusterSums:
 
 def auto_chunk_rows(dim: int, device: torch.device) -> int:
     """Rows per block: ~32 MiB of float32 on a CPU (the block stays in cache between the distance
-    product and the cluster sums: 3-5x faster than big blocks), ~1 GiB on a GPU."""
+    product and the cluster sums: faster than big blocks, docs/dictionary.md), ~1 GiB on a GPU."""
     budget = (1 << 30) if device.type == 'cuda' else (32 << 20)
     return max(1, budget // (4 * dim))

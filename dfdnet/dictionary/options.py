@@ -5,8 +5,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dfdnet.dictionary.faces import FaceOptions
-from dfdnet.utils.options import apply_overrides, from_dict, read_yaml
+from dfdnet.data.face_options import FaceOptions
+from dfdnet.utils.device import DEVICE_HELP, check_device, device_from_gpu_ids
+from dfdnet.utils.options import apply_overrides, check_choices, from_dict, option, read_yaml
+from dfdnet.utils.precision import PRECISIONS
 
 
 @dataclass
@@ -23,26 +25,38 @@ class KMeansOptions:
 
 @dataclass
 class BuildOptions:
-    """Everything a dictionary build depends on. Paths are strings; None means "not given"."""
-    input: str | None = None
-    output: str | None = None
-    k: int = 256
-    checkpoint: str | None = None
-    vgg: str | None = None
-    random_encoder: int | None = None
+    """Everything a dictionary build depends on. Paths are strings; None means "not given".
+
+    The fields declared with ``option`` are also the command's flags (``dfdnet.cli.build_dictionary``),
+    which override the options file's values.
+    """
+    input: str | None = option(None, 'folder of aligned high-quality faces (or photos with --align)')
+    output: str | None = option(None, 'output folder for the 16 *_center.npy files and dictionary.json')
+    k: int = option(256, 'atoms per part and scale (paper 256, released 512)')
+    checkpoint: str | None = option(None, 'generator checkpoint whose frozen encoder is used', group='encoder')
+    vgg: str | None = option(None, 'torchvision VGG19 state dict (features.N.* keys)', group='encoder')
+    random_encoder: int | None = option(None, 'a seeded RANDOM encoder (experiments only; recorded in '
+                                        'dictionary.json)', metavar='SEED', group='encoder')
     encoder: str = 'vgg19'         # architecture for --vgg / --random_encoder (a checkpoint says its own)
-    max_faces: int | None = None
-    flip: bool = True
-    seed: int = 0                  # seeds the face sample and the k-means++ initialisation
-    max_rows_per_atom: int = 48    # keep a seeded sample of at most this x K rows per dictionary (0: every face)
-    gpu_ids: list | None = None    # None: CUDA 0 when available, else CPU; [-1]: CPU
-    batch_size: int = 4
-    precision: str = 'fp32'        # encoder pass: fp32, bf16, fp16 or auto (bf16 where native); crops kept float32
-    landmarks_dir: str | None = None   # released <name>.txt files instead of dlib
+    max_faces: int | None = option(None, 'use at most this many faces')
+    flip: bool = option(True, 'no horizontal-flip augmentation', flag='--no_flip', negate=True)
+    seed: int = option(0, 'seed of the face sample and the k-means++ initialisation')
+    max_rows_per_atom: int = option(48, 'keep a seeded sample of at most this x K rows per dictionary (0: every '
+                                    'face)')
+    device: str = option('auto', DEVICE_HELP, aliases=('--gpu_ids',))
+    batch_size: int = option(4, 'faces per encoder pass')
+    precision: str = option('fp32', 'encoder precision for the features (auto: bf16 where the hardware has it '
+                            'natively); the crops and the k-means stay float32', choices=PRECISIONS)
+    landmarks_dir: str | None = option(None, 'read 68 landmarks from released <name>.txt files here')
     landmark_cache: str | None = None  # default <cache_dir>/landmarks.npz
-    cache_dir: str | None = None       # default <output>_cache (next to the output folder)
+    cache_dir: str | None = option(None, 'landmark and feature cache (default <output>_cache, next to the '
+                                   'output folder)')
     faces: FaceOptions = field(default_factory=FaceOptions)
     kmeans: KMeansOptions = field(default_factory=KMeansOptions)
+
+    def __post_init__(self):
+        self.device = check_device(self.device, 'device')
+        check_choices(self)
 
     @property
     def align(self) -> bool:
@@ -71,8 +85,6 @@ class BuildOptions:
         if self.kmeans.inertia_tol < 0 or self.kmeans.init_dims < 0:
             raise ValueError(f'kmeans.inertia_tol and kmeans.init_dims must be >= 0, got {self.kmeans.inertia_tol} '
                              f'and {self.kmeans.init_dims}')
-        if self.precision not in ('auto', 'fp32', 'bf16', 'fp16'):
-            raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
         if self.max_rows_per_atom < 0:
             raise ValueError(f'max_rows_per_atom must be >= 0 (0: no bound), got {self.max_rows_per_atom}')
         if self.batch_size < 1:
@@ -90,5 +102,8 @@ def load_options(path=None, overrides: dict | None = None) -> BuildOptions:
     ``faces.align``) applied on top; values of None in ``overrides`` are ignored. Unknown keys and
     wrong types raise ``OptionsError`` (a ``ValueError``) naming the key."""
     values = read_yaml(path) if path is not None else {}
+    if 'gpu_ids' in values:  # the spelling of older options files
+        gpu_ids = values.pop('gpu_ids')
+        values.setdefault('device', device_from_gpu_ids(gpu_ids, str(path)))
     apply_overrides(values, dict(overrides or {}))
     return from_dict(BuildOptions, values, '')

@@ -18,8 +18,8 @@ import torch
 from dfdnet.dictionary.sharding import sample_size
 
 LANDMARK_BYTES_PER_FACE = 700       # landmarks.npz: 68 x 2 float32, the affine, the name and flags
-LANDMARK_SECONDS_PER_FACE = 0.15    # dlib HOG + 68 points on an aligned 512-px face, one AMD EPYC core (measured)
-KMEANS_ITERATIONS = 30              # Lloyd passes budgeted (11-27 measured with inertia_tol 3e-4)
+LANDMARK_SECONDS_PER_FACE = 0.15    # dlib HOG + 68 points on an aligned 512-px face, one core (docs/scaling.md)
+KMEANS_ITERATIONS = 30              # Lloyd passes budgeted (the passes measured: docs/scaling.md)
 
 
 @dataclass

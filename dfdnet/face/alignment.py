@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from skimage.transform import SimilarityTransform
 
-from dfdnet.data.degradations import INTERPOLATIONS
+from dfdnet.utils.image_io import INTERPOLATIONS
 
 # (x, y) in a 512-px crop, in dlib's 5-point order: outer and inner corner of the eye on the
 # image's right, outer and inner corner of the eye on the image's left, base of the nose.
@@ -43,6 +43,29 @@ def resampling_flag(name: str) -> int:
     if name not in RESAMPLING:
         raise ValueError(f'unknown resampling {name!r}; choose one of {sorted(RESAMPLING)}')
     return RESAMPLING[name]
+
+
+def resize_aligned_face(face: np.ndarray, size: int, enlarge: str = 'bicubic') -> np.ndarray:
+    """An aligned face, (H, W, C) uint8 or float in [0, 1], resized to (size, size, C): the one
+    rule of every aligned-face resize. It is returned as it is when already that size; it is
+    averaged down ('area') when it shrinks (both sides larger than ``size``), else resampled with
+    ``enlarge`` ('bilinear', 'bicubic' or 'area'); a float result is clipped to [0, 1] (bicubic
+    overshoots).
+
+    ``enlarge`` differs by use: 'bicubic' (default) for training faces, dictionary faces and their
+    landmarks, as this project's training brings degraded faces back with bicubic; the restore
+    pipeline passes its resampling kernel (bilinear for the released model); the test and
+    validation sets, written once and reused by their manifests (which do not record this rule),
+    pass 'area' as they always have, so that a set made now equals one made before.
+    """
+    if enlarge not in RESAMPLING and enlarge != 'area':
+        raise ValueError(f"unknown enlarge kernel {enlarge!r}; choose one of {sorted(RESAMPLING) + ['area']}")
+    height, width = face.shape[:2]
+    if (height, width) == (size, size):
+        return face
+    kernel = 'area' if min(height, width) > size else enlarge
+    resized = cv2.resize(face, (size, size), interpolation=INTERPOLATIONS[kernel])
+    return resized if face.dtype == np.uint8 else np.clip(resized, 0, 1)
 
 
 def face_template(size: int = 512, path=None) -> np.ndarray:
@@ -110,8 +133,8 @@ def alignment_transforms(landmarks5, upscale: float = 1.0, size: int = 512, temp
       back unchanged lands on the pixels it came from;
     * 'released': a second least-squares fit from the template to ``landmarks5 * upscale``, as the
       released code does. It is not the inverse of ``affine`` (five points never fit a similarity
-      exactly) and ignores pixel centres: measured on 10 validation faces at x2, an unchanged crop
-      comes back 31 dB from the upscaled photo (some faces 21 dB), against 53 dB for 'inverse'.
+      exactly) and ignores pixel centres, so faces come back misplaced (measured in docs/restore.md,
+      "Paste-back geometry").
     """
     template = face_template(size) if template is None else np.asarray(template, dtype=np.float64)
     points = np.asarray(landmarks5, dtype=np.float64)

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from dfdnet.face.components import component_boxes
 from dfdnet.metrics.detail import detail_ratio
+from dfdnet.metrics.options import EvaluationOptions
 from dfdnet.metrics.psnr_ssim import calculate_psnr, calculate_ssim, component_mask, masked_psnr
 from dfdnet.utils.image_io import is_image_file, read_rgb
 
@@ -38,26 +39,6 @@ CSV_COLUMNS = ('method', 'file', 'status') + METRIC_COLUMNS
 _BETTER = {'psnr': '↑', 'ssim': '↑', 'psnr_y': '↑', 'ssim_y': '↑', 'psnr_components': '↑', 'detail_ratio': '≈1',
            'identity': '↑',
            'identity_dist': '↓', 'landmark_nme': '↓', 'lpips': '↓', 'niqe': '↓', 'faces': ''}
-
-
-@dataclass
-class EvaluationOptions:
-    """``restored``: list of (method name, folder). ``baseline_bicubic``: add a ``bicubic`` method made by
-    upsampling the images of ``lq_dir`` to the GT size. ``gt_landmarks_dir``: released-format
-    ``<name>.txt`` GT landmarks (else dlib on the GT). ``lpips``: 'auto' (if available) or 'off'.
-    ``resize_restored``: compare restored faces of another size after bicubic resizing to the GT size
-    (otherwise a size mismatch is that row's error)."""
-    restored: list
-    gt_dir: Path | None = None
-    lq_dir: Path | None = None
-    baseline_bicubic: bool = False
-    gt_landmarks_dir: Path | None = None
-    crop_border: int = 0
-    niqe_params: Path | None = None
-    face_metrics: bool = True
-    lpips: str = 'auto'
-    device: str = 'cpu'
-    resize_restored: bool = False  # bicubic-resize restored faces of another size to the GT's (e.g. 256 vs 512)
 
 
 @dataclass
@@ -109,7 +90,7 @@ class _Context:
             from dfdnet.metrics.niqe import load_pristine_model
             self.niqe_model = load_pristine_model(options.niqe_params)
         else:
-            messages.append('NIQE skipped: no pristine-parameter file given (--niqe-params)')
+            messages.append('NIQE skipped: no pristine-parameter file given (--niqe_params)')
         self.lpips = None
         if options.gt_dir is not None and options.lpips != 'off':
             from dfdnet.metrics.learned import LpipsMetric, MetricUnavailable
@@ -190,9 +171,9 @@ def _method_inputs(options: EvaluationOptions, messages: list) -> list[tuple[str
     methods = [(name, images_by_stem(folder, messages), False) for name, folder in options.restored]
     if options.baseline_bicubic:
         if options.lq_dir is None:
-            raise ValueError('the bicubic baseline needs the LQ folder (--lq)')
+            raise ValueError('the bicubic baseline needs the LQ folder (--lq_dir)')
         if options.gt_dir is None:
-            raise ValueError('the bicubic baseline needs the GT folder (--gt) for its target size')
+            raise ValueError('the bicubic baseline needs the GT folder (--gt_dir) for its target size')
         methods.insert(0, ('bicubic', images_by_stem(options.lq_dir, messages), True))
     names = [m[0] for m in methods]
     if len(set(names)) != len(names):

@@ -13,6 +13,7 @@ import numpy as np
 from dfdnet.face.alignment import ALIGNED_FACE_BOX_512
 from dfdnet.face.detection import box_to_rect
 from dfdnet.face.landmarks import aligned_face_landmarks, dlib_model_path
+from dfdnet.utils.pixels import to_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def check_rgb_uint8(img, name: str = 'image') -> np.ndarray:
     if img.dtype != np.uint8:
         if not np.issubdtype(img.dtype, np.floating):
             raise TypeError(f'{name}: expected uint8 or float image, got {img.dtype}')
-        img = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+        img = to_uint8(img)
     return np.ascontiguousarray(img)
 
 

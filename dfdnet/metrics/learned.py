@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dfdnet.utils.pixels import to_float01, to_network
+
 logger = logging.getLogger(__name__)
 
 
@@ -41,6 +43,7 @@ class LpipsMetric:
     """LPIPS distance (Zhang et al. 2018) of two (H, W, 3) RGB images, uint8 or float in [0, 1]; lower is better."""
 
     def __init__(self, net: str = 'alex', device: str = 'cpu'):
+        """device: any ``--device`` value (``dfdnet.utils.device.select_device``)."""
         if importlib.util.find_spec('lpips') is None:
             raise MetricUnavailable('LPIPS skipped: the `lpips` package is not installed '
                                     '(pip install lpips; its backbone weights must also be present locally)')
@@ -51,7 +54,9 @@ class LpipsMetric:
         import lpips
         import torch
 
-        self.device = torch.device(device)
+        from dfdnet.utils.device import select_device
+
+        self.device = torch.device(select_device(device))
         self.model = lpips.LPIPS(net=net, verbose=False).eval().to(self.device)
 
     def __call__(self, img1, img2) -> float:
@@ -59,8 +64,7 @@ class LpipsMetric:
 
         def to_tensor(img):
             img = np.asarray(img)
-            img = img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32)
-            return torch.from_numpy(img).permute(2, 0, 1)[None].to(self.device) * 2 - 1
+            return to_network((to_float01(img) if img.dtype == np.uint8 else img)[None], self.device)
 
         with torch.no_grad():
             return float(self.model(to_tensor(img1), to_tensor(img2)).item())

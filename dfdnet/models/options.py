@@ -11,6 +11,7 @@ from pathlib import Path
 from dfdnet.archs.dfdnet_arch import GeneratorConfig
 from dfdnet.data.degradation_pipeline import DegradationConfig
 from dfdnet.losses.reconstruction import PIXEL_LOSSES
+from dfdnet.utils.device import check_device
 from dfdnet.utils.options import OptionsError, apply_overrides, from_dict, read_yaml, to_dict
 
 
@@ -194,7 +195,7 @@ class ExperimentOptions:
     """Everything one training run needs; ``name`` picks experiments/<name>/."""
     name: str = ''
     manual_seed: int = 0
-    device: str = 'auto'  # 'auto', 'cpu', 'cuda', 'cuda:1', ...
+    device: str = 'auto'  # 'auto', 'cpu', 'cuda', 'cuda:1', ... (dfdnet.utils.device)
     experiments_root: str = 'experiments'
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     init: InitOptions = field(default_factory=InitOptions)
@@ -207,6 +208,7 @@ class ExperimentOptions:
     def __post_init__(self):
         if not self.name or '/' in self.name or self.name.startswith('.'):
             raise OptionsError(f'a top-level "name" (a plain folder name) is required, got {self.name!r}')
+        self.device = check_device(self.device, 'device')
         if self.generator.image_size % (max(self.discriminator.scales) * 2 ** self.discriminator.num_down):
             raise OptionsError('generator.image_size must be divisible by max(discriminator.scales) * '
                                '2**discriminator.num_down')

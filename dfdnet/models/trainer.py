@@ -30,7 +30,7 @@ from dfdnet.models.options import OptionsError, check_experiment_paths
 from dfdnet.models.training_state import get_rng_state, load_latest_state, load_training_state, \
     save_training_state, set_rng_state
 from dfdnet.utils.device import select_device
-from dfdnet.utils.distributed import DistInfo, launched_info
+from dfdnet.utils.distributed import DistInfo, launched_info, rank_device
 from dfdnet.utils.files import atomic_path, atomic_torch_save, remove_stale_temporaries
 from dfdnet.utils.image_io import list_face_images
 from dfdnet.utils.run_lock import FolderLock
@@ -40,8 +40,8 @@ logger = logging.getLogger(__name__)
 
 
 def init_distributed(launcher: str, device_option: str) -> tuple[DistInfo, torch.device]:
-    """'none' or 'pytorch' (torchrun env vars); NCCL on CUDA, gloo on CPU. Returns (info, device)."""
-    use_cuda = torch.cuda.is_available() and device_option != 'cpu'
+    """'none' or 'pytorch' (torchrun env vars); NCCL on CUDA, gloo on CPU. Returns (info, device):
+    ``device_option`` by the one device rule (``select_device``), each rank's own GPU under torchrun."""
     if launcher == 'none':
         return DistInfo(), torch.device(select_device(device_option))
     if launcher != 'pytorch':
@@ -50,11 +50,10 @@ def init_distributed(launcher: str, device_option: str) -> tuple[DistInfo, torch
         raise RuntimeError('--launcher pytorch needs the RANK/WORLD_SIZE variables that torchrun sets: run '
                            '`torchrun --nproc_per_node=N train.py -opt ... --launcher pytorch`')
     info = launched_info()
+    device = torch.device(rank_device(info, device_option))
+    use_cuda = device.type == 'cuda'
     if use_cuda:
-        torch.cuda.set_device(info.local_rank)
-        device = torch.device('cuda', info.local_rank)
-    else:
-        device = torch.device('cpu')
+        torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group('nccl' if use_cuda else 'gloo')
     return info, device

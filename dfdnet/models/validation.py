@@ -8,13 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from dfdnet.data.degradations import to_uint8
 from dfdnet.metrics import calculate_psnr, calculate_ssim, component_mask, detail_ratio, masked_psnr
-
-
-def tensor_to_uint8(img: torch.Tensor) -> np.ndarray:
-    """(3, H, W) in [-1, 1] -> (H, W, 3) uint8 RGB."""
-    return to_uint8((img.detach().float().cpu().clamp(-1, 1).numpy().transpose(1, 2, 0) + 1) / 2)
+from dfdnet.utils.pixels import from_network
 
 
 def _mean_of_numbers(values) -> float:
@@ -74,7 +69,7 @@ def score_generator(net_g, loader, device='cpu', recon_loss=None, autocast=conte
         with autocast():
             output = net_g(lq, batch['boxes'].to(device)).float()
         for i in range(lq.shape[0]):
-            out_img, gt_img = tensor_to_uint8(output[i]), tensor_to_uint8(gt[i])
+            out_img, gt_img = from_network(output[i]), from_network(gt[i])
             scores.psnr.append(calculate_psnr(out_img, gt_img))
             scores.ssim.append(calculate_ssim(out_img, gt_img))
             mask = component_mask(batch['boxes'][i], *gt_img.shape[:2])
@@ -84,19 +79,22 @@ def score_generator(net_g, loader, device='cpu', recon_loss=None, autocast=conte
             if recon_loss is not None:
                 scores.recon_loss.append(float(recon_loss(output[i:i + 1], gt[i:i + 1])[0]))
             if len(scores.images) < keep_images:
-                scores.images.append((batch['path'][i], tensor_to_uint8(lq[i]), out_img, gt_img))
+                scores.images.append((batch['path'][i], from_network(lq[i]), out_img, gt_img))
     if not scores.psnr:
         raise ValueError('the validation set is empty')
     return scores
 
 
 @torch.inference_mode()
-def validate_checkpoint(checkpoint, dict_dir, val_folder, dft_levels=None) -> ValidationScores:
-    """Scores of one generator checkpoint on a validation folder made by ``make_validation_set``."""
+def validate_checkpoint(checkpoint, dict_dir, val_folder, dft_levels=None, device='cpu') -> ValidationScores:
+    """Scores of one generator checkpoint on a validation folder made by ``make_validation_set``;
+    ``device``: any ``--device`` value (``dfdnet.utils.device.select_device``)."""
     from torch.utils.data import DataLoader
 
     from dfdnet.archs.checkpoint import load_generator
     from dfdnet.data.validation_set import ValidationDataset
+    from dfdnet.utils.device import select_device
 
-    model = load_generator(checkpoint, dict_dir, dft_levels=dft_levels)
-    return score_generator(model, DataLoader(ValidationDataset(val_folder), batch_size=1))
+    device = select_device(device)
+    model = load_generator(checkpoint, dict_dir, device=device, dft_levels=dft_levels)
+    return score_generator(model, DataLoader(ValidationDataset(val_folder), batch_size=1), device=device)

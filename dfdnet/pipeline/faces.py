@@ -4,10 +4,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
-from dfdnet.face.alignment import PASTE_TRANSFORMS, alignment_transforms, face_template, resampling_flag, warp_face
+from dfdnet.face.alignment import (PASTE_TRANSFORMS, alignment_transforms, face_template, resampling_flag,
+                                   resize_aligned_face, warp_face)
 from dfdnet.face.components import component_boxes
 from dfdnet.face.landmarks import LandmarkError, aligned_face_landmarks
 from dfdnet.pipeline.summary import StageTimer
@@ -86,18 +86,31 @@ class FacePreparer:
         check_component_boxes(boxes, self.face_size)
         return PreparedFace(index=index, crop=crop, landmarks68=landmarks68, boxes=boxes, **extra)
 
-    def faces_in_image(self, rgb: np.ndarray, upscale: float, timer: StageTimer | None = None):
+    def faces_in_image(self, rgb: np.ndarray, upscale: float, timer: StageTimer | None = None,
+                       tracker=None, seconds: float = 0.0):
         """Detect and align every face of an (H, W, 3) uint8 RGB photo.
 
         Returns (faces, skipped, number detected); a face whose landmarks fail is skipped with
         its reason and the others go on. ``timer`` collects 'detect', 'align' and 'landmarks'.
+        ``tracker``: a ``dfdnet.face.tracking.FaceTracker`` for video frames (``seconds``: the
+        frame's time): the faces' 5 points and 68 landmarks are smoothed along their tracks, and a
+        face whose track is not yet confirmed is left out (neither restored nor skipped).
         """
         timer = timer or StageTimer()
         detected, skipped = self.detect(rgb, timer)
         count, faces = len(detected) + len(skipped), []
-        for index, box, score, points5 in detected:
+        if tracker is not None:
+            tracked = tracker.update([f[1] for f in detected], np.array([f[3] for f in detected]).reshape(-1, 5, 2),
+                                     seconds, scores=[f[2] for f in detected])
+        else:
+            tracked = [(None, f[3]) for f in detected]
+        for (index, box, score, _), (track, points5) in zip(detected, tracked):
+            if track is not None and not track.confirmed:
+                logger.debug('face %d (score %.2f) not restored until its track is confirmed', index, score)
+                continue
+            smooth68 = (lambda lm, t=track: t.smooth_landmarks68(lm, self.face_size)) if track else None
             try:
-                faces.append(self.prepare(rgb, index, box, score, points5, upscale, timer))
+                faces.append(self.prepare(rgb, index, box, score, points5, upscale, timer, smooth68))
             except (LandmarkError, ValueError) as exc:
                 skipped.append(SkippedFace(index, str(exc)))
         return faces, skipped, count
@@ -151,10 +164,7 @@ class FacePreparer:
             if landmarks68 is not None:
                 scale = np.array([self.face_size / rgb.shape[1], self.face_size / rgb.shape[0]])
                 landmarks68 = np.asarray(landmarks68, dtype=np.float64) * scale
-            # larger faces are averaged down (area), as the training data is made (FaceDataset)
-            shrink = min(rgb.shape[:2]) > self.face_size
-            rgb = cv2.resize(rgb, (self.face_size, self.face_size),
-                             interpolation=cv2.INTER_AREA if shrink else resampling_flag(self.resampling))
+            rgb = resize_aligned_face(rgb, self.face_size, enlarge=self.resampling)
         if landmarks68 is None:
             landmarks68 = self.crop_landmarks(rgb, check_template=False)
         return self._finish(0, rgb, np.asarray(landmarks68, dtype=np.float64))

@@ -7,14 +7,15 @@ from importlib import resources
 from pathlib import Path
 
 from dfdnet.face.color import COLOR_FIXES
+from dfdnet.utils.device import DEVICE_HELP, check_device
 from dfdnet.utils.options import check_choices, option
+from dfdnet.utils.precision import PRECISIONS
 
 OUTPUT_EXTENSIONS = ('png', 'jpg', 'jpeg', 'bmp', 'tif', 'tiff', 'webp')
 
 
 RELEASED_CHECKPOINT = Path('checkpoints/facefh_dictionary/latest_net_G.pth')
 RELEASED_DICT_DIR = Path('DictionaryCenter512')
-PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
 BACKENDS = ('auto', 'torch', 'openvino', 'onnxruntime')  # dfdnet.archs.runtime.BACKENDS (kept light: no torch here)
 PASTE_MASKS = ('face', 'released')  # dfdnet.face.paste.face_mask / soft_mask
 PASTE_TRANSFORMS = ('inverse', 'released')  # dfdnet.face.alignment.alignment_transforms (kept light: no cv2 here)
@@ -41,9 +42,7 @@ class RestoreOptions:
                                       group='released options', cli_default='results')
     upscale_factor: int = option(4, 'whole-image upscale factor (bilinear, before paste-back)',
                                  group='released options')
-    device: str = option('auto', "GPU id, e.g. '0'; '-1' = CPU; 'auto' = the first GPU if CUDA is available, else "
-                         "the CPU (also 'cpu' / 'cuda:N'; dfdnet.utils.device.select_device)", flag='--gpu_ids',
-                         group='released options')
+    device: str = option('auto', DEVICE_HELP, aliases=('--gpu_ids',), group='released options')
     checkpoint: Path | None = option(None, "generator weights: released latest_net_G.pth, BasicSR port or this "
                                      f"project's format (default: {RELEASED_CHECKPOINT} when it exists, else the "
                                      "model shipped with the package, dfdnet/pretrained/default)", group='model')
@@ -68,6 +67,10 @@ class RestoreOptions:
     precision: str = option('auto', 'auto: bf16 where the hardware has it natively (CUDA with bf16, a CPU with '
                             'AMX-BF16 or AVX512-BF16), else fp32; the log says which ran', choices=PRECISIONS,
                             group='model')
+    dft_levels: tuple[int, ...] | None = option(
+        None, 'ablation: the feature levels (0 = stride 2 ... 3 = stride 16) that use the dictionaries; give the '
+        'flag alone for none ("0 DFT"). Default: the model\'s own', choices=(0, 1, 2, 3), nargs='*', metavar='LEVEL',
+        group='model')
     detector: str = option('hog', 'dlib detector: hog (fast) or cnn (MMOD: finds harder faces, slow on CPU)',
                            choices=('hog', 'cnn'), group='faces')
     detector_upsample: int = option(1, 'times dlib doubles the image before detecting (1 as released; at most 3: each '
@@ -109,6 +112,7 @@ class RestoreOptions:
                                  group='output')
     write_html: bool = option(True, 'do not write results_dir/index.html', flag='--no_html', negate=True,
                               group='output')
+    verbose: bool = option(False, 'log debugging details', group='output')
     max_input_megapixels: float = option(64.0, 'skip (and report) larger inputs instead of running out of memory '
                                          '(a 64-MP photo needs about 4.5 GB); 0 = no limit', group='output')
     max_output_megapixels: float = option(128.0, 'skip (and report) images whose upscaled result would be larger; '
@@ -121,6 +125,9 @@ class RestoreOptions:
             if value is not None:
                 setattr(self, name, Path(value))
         self.ext = self.ext.lower().lstrip('.')
+        self.device = check_device(self.device)
+        if self.dft_levels is not None:
+            self.dft_levels = tuple(self.dft_levels)
         check_choices(self)
         if self.upscale_factor < 1:
             raise ValueError(f'--upscale_factor must be >= 1, got {self.upscale_factor}')

@@ -106,7 +106,7 @@ def _describe_fidelity(fidelity) -> str:
 def resolve_resampling(choice: str, checkpoint_format: str | None = None) -> str:
     """The photo pipeline's resampling kernel: ``choice`` unless it is 'auto', which is bicubic for a
     checkpoint of this project's format (its training resizes degraded faces back with bicubic, and
-    a bilinear warp costs its clean faces 2 dB: docs/default_model.md) and bilinear, as released,
+    a bilinear warp costs its clean faces PSNR: docs/restore.md, "Resampling kernel") and bilinear, as released,
     for the released and BasicSR files or when no model is known."""
     if choice != 'auto':
         return choice
@@ -163,6 +163,9 @@ class PhotoRestorer:
     (the generator, batched); upscale_factor: the photo is resized by it before paste-back, with the
     preparer's resampling kernel (also that of the faces' paste-back warp).
     ``from_options`` builds all of it from ``RestoreOptions`` (the command line's options).
+
+    Its steps, which ``enhance``, the folder run and the video run all call: ``prepare`` (or
+    ``prepare_aligned``) -> ``restore_faces`` (any faces, ``batch_size`` per forward) -> ``paste``.
     """
 
     def __init__(self, preparer: FacePreparer, restorer: CropRestorer, upscale_factor: int = 4,
@@ -203,9 +206,32 @@ class PhotoRestorer:
                                           color_fix=options.color_fix),
                    options.upscale_factor, description, options.max_output_megapixels, options.paste_mask)
 
+    def with_options(self, options: RestoreOptions) -> PhotoRestorer:
+        """A light copy sharing this one's generator and face tools, with the upscale factor, batch
+        size, colour fix, output limit and paste mask of ``options`` (the app's per-job settings)."""
+        restorer = CropRestorer(self.restorer.generator, self.restorer.device, options.batch_size, options.color_fix)
+        return PhotoRestorer(self.preparer, restorer, options.upscale_factor, self.model_description,
+                             options.max_output_megapixels, options.paste_mask)
+
     @property
     def face_size(self) -> int:
         return self.preparer.face_size
+
+    @property
+    def batch_size(self) -> int:
+        """Faces per generator forward (lowered for the rest of the run after an out-of-memory error)."""
+        return self.restorer.batch_size
+
+    @property
+    def forward_calls(self) -> int:
+        """Generator forwards so far."""
+        return self.restorer.forward_calls
+
+    def settings(self) -> dict:
+        """What a run's summary and results page report of this restorer: 'device', 'paste-back'
+        (the mask) and 'colour fix'."""
+        return {'device': str(self.restorer.device), 'paste-back': self.paste_mask,
+                'colour fix': self.restorer.color_fix}
 
     def check_output_size(self, image_shape) -> None:
         """Raise ``ImageSizeError`` when the upscaled result of an (H, W[, C]) image would exceed
@@ -220,9 +246,26 @@ class PhotoRestorer:
                              f'limit of {self.max_output_megapixels:g} MP (--max_output_megapixels); lower '
                              '--upscale_factor or raise the limit')
 
+    def prepare(self, rgb: np.ndarray, timer: StageTimer | None = None, tracker=None, seconds: float = 0.0):
+        """Step 1: the faces of an (H, W, 3) uint8 RGB photo, detected, aligned, with landmarks and
+        component boxes: (``PreparedFace``s, ``SkippedFace``s, number detected). ``tracker`` /
+        ``seconds``: video frames (``FacePreparer.faces_in_image``)."""
+        return self.preparer.faces_in_image(rgb, self.upscale_factor, timer, tracker, seconds)
+
+    def prepare_aligned(self, rgb: np.ndarray, landmarks68=None) -> PreparedFace:
+        """Step 1 for an already aligned face ((H, W, 3) uint8 RGB, resized to the face size; 68
+        landmarks in its pixels, or found): a ``PreparedFace``."""
+        return self.preparer.aligned_face(rgb, landmarks68)
+
+    def restore_faces(self, faces) -> list:
+        """Step 2: the restored (S, S, 3) uint8 RGB crop of each ``PreparedFace``, ``batch_size`` per
+        forward, in order; None for a face whose output is not finite (``NOT_FINITE``: skip it)."""
+        faces = list(faces)
+        return self.restorer.restore([f.crop for f in faces], [f.boxes for f in faces]) if faces else []
+
     def paste(self, image: np.ndarray, faces, restored_faces) -> np.ndarray:
-        """``image`` resized by the upscale factor with ``restored_faces`` pasted at ``faces`` (with
-        ``face_mask`` of each face's landmarks, or the released square mask)."""
+        """Step 3: ``image`` resized by the upscale factor with ``restored_faces`` pasted at ``faces``
+        (with ``face_mask`` of each face's landmarks, or the released square mask)."""
         masks = ([face_mask(face.landmarks68, self.face_size) for face in faces] if self.paste_mask == 'face'
                  else None)
         return paste_faces(image, list(restored_faces), [face.paste_affine for face in faces], self.upscale_factor,
@@ -232,8 +275,8 @@ class PhotoRestorer:
         """Restore every face of ``image``: (H, W, 3) RGB or (H, W) grey, uint8 or uint16."""
         image = check_image_array(image)
         self.check_output_size(image.shape)
-        faces, skipped, _ = self.preparer.faces_in_image(to_rgb8(image), self.upscale_factor, timer)
-        restored = self.restorer.restore([f.crop for f in faces], [f.boxes for f in faces]) if faces else []
+        faces, skipped, _ = self.prepare(to_rgb8(image), timer)
+        restored = self.restore_faces(faces)
         skipped += [SkippedFace(f.index, NOT_FINITE) for f, r in zip(faces, restored) if r is None]
         faces, restored = [f for f, r in zip(faces, restored) if r is not None], [r for r in restored if r is not None]
         for skip in skipped:
@@ -243,8 +286,7 @@ class PhotoRestorer:
     def enhance_aligned(self, face: np.ndarray, landmarks68=None) -> np.ndarray:
         """Restore one aligned face ((S, S, 3) uint8 RGB; 68 landmarks in its pixels, or found);
         returns the (face_size, face_size, 3) uint8 RGB restored face."""
-        prepared: PreparedFace = self.preparer.aligned_face(to_rgb8(check_image_array(face)), landmarks68)
-        restored = self.restorer.restore([prepared.crop], [prepared.boxes])[0]
+        restored = self.restore_faces([self.prepare_aligned(to_rgb8(check_image_array(face)), landmarks68)])[0]
         if restored is None:
             raise ValueError(NOT_FINITE)
         return restored

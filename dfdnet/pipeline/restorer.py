@@ -7,8 +7,8 @@ import numpy as np
 import torch
 
 from dfdnet.archs.fidelity import restore_batch
-from dfdnet.data.degradations import to_uint8
 from dfdnet.face.color import COLOR_FIXES, color_fix
+from dfdnet.utils.pixels import from_network, to_network
 
 logger = logging.getLogger(__name__)
 
@@ -16,16 +16,8 @@ NOT_FINITE = "the network's output is not finite (NaN or Inf: broken weights?); 
 
 
 def crops_to_tensor(crops, device) -> torch.Tensor:
-    """(S, S, 3) uint8 RGB crops -> (B, 3, S, S) float32 in [-1, 1] on ``device``."""
-    batch = torch.from_numpy(np.stack(crops)).to(device)
-    return batch.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-
-
-def tensor_to_faces(output: torch.Tensor) -> list:
-    """(B, 3, S, S) in [-1, 1] -> list of (S, S, 3) uint8 RGB: (y + 1) / 2 * 255, clipped and
-    rounded by ``to_uint8``, as validation does. (The released code truncates, which darkens
-    every pixel by half a level on average: 0.1-0.2 dB of PSNR on a good face, docs/restore.md.)"""
-    return list(to_uint8(((output.detach().float().cpu() + 1.0) / 2.0).permute(0, 2, 3, 1).numpy()))
+    """A list of (S, S, 3) uint8 RGB crops -> (B, 3, S, S) float32 in [-1, 1] on ``device`` (``to_network``)."""
+    return to_network(np.stack(crops), device)
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
@@ -80,7 +72,7 @@ class CropRestorer:
                 finite = torch.isfinite(output).flatten(1).all(dim=1).tolist()
                 output = torch.nan_to_num(output) if not all(finite) else output  # those faces are dropped
             return [color_fix(face, crop, self.color_fix) if ok else None
-                    for face, crop, ok in zip(tensor_to_faces(output), crops, finite)]
+                    for face, crop, ok in zip(from_network(output), crops, finite)]
         except RuntimeError as exc:
             if len(crops) == 1 or not _is_out_of_memory(exc):
                 raise

@@ -98,7 +98,7 @@ class FolderRestoration:
         self.photo_restorer = photo_restorer
         self.layout = OutputLayout(options.results_dir, options.ext)
         self.timer = StageTimer()
-        self.summary = RunSummary(device=str(self.photo_restorer.restorer.device))
+        self.summary = RunSummary(device=self.photo_restorer.settings()['device'])
         self.rows: dict = {}
         self._keys = frozenset()  # the output keys of this run's inputs
         self._bar = None
@@ -134,7 +134,7 @@ class FolderRestoration:
                 queue = self._restore_queue(queue, full_batches_only=True)
             self._restore_queue(queue, full_batches_only=False)
         self.summary.stage_seconds = dict(self.timer.seconds)
-        self.summary.forward_calls = self.photo_restorer.restorer.forward_calls
+        self.summary.forward_calls = self.photo_restorer.forward_calls
         self.summary.total_seconds = time.perf_counter() - start
         self.summary.photos = [{'path': str(p), 'output': keys[p], 'rank': self.rank,
                                 'status': self._status(p)} for p in mine]
@@ -185,8 +185,7 @@ class FolderRestoration:
             if opts.aligned:
                 faces, skipped, detected = [self._aligned_face(path, rgb)], [], 1
             else:
-                photo = self.photo_restorer
-                faces, skipped, detected = photo.preparer.faces_in_image(rgb, photo.upscale_factor, timer)
+                faces, skipped, detected = self.photo_restorer.prepare(rgb, timer)
             with timer('write'):
                 for face in faces:
                     self._write_face_inputs(path, key, face)
@@ -221,7 +220,7 @@ class FolderRestoration:
         output = self.layout.path(STEP_FINAL, key, ext='mp4')
         frame_writer = self._frame_writer(key) if opts.save_frames else None
         try:
-            result = VideoRestoration(self.photo_restorer, opts.batch_size, smooth=opts.temporal_smoothing,
+            result = VideoRestoration(self.photo_restorer, smooth=opts.temporal_smoothing,
                                       frame_writer=frame_writer, timer=self.timer).run(path, output)
             with self.timer('write'):
                 self._add_picture(path, 'input', write_image(self.layout.path(STEP_INPUT, key), result.first_input))
@@ -273,7 +272,7 @@ class FolderRestoration:
             else:
                 landmarks = read_landmarks(found)
         with self.timer('landmarks'):
-            return self.photo_restorer.preparer.aligned_face(rgb, landmarks)
+            return self.photo_restorer.prepare_aligned(rgb, landmarks)
 
     def _write_face_inputs(self, path: Path, key: str, face) -> None:
         index = None if self.options.aligned else face.index
@@ -286,7 +285,7 @@ class FolderRestoration:
     def _restore_queue(self, queue: list, full_batches_only: bool) -> list:
         """Restore queued (job, face) pairs ``batch_size`` at a time (also the last, partial batch
         unless ``full_batches_only``); returns what is left, without faces of failed images."""
-        size = self.options.batch_size
+        size = self.photo_restorer.batch_size
         while queue and (len(queue) >= size or not full_batches_only):
             batch, queue = queue[:size], queue[size:]
             self._restore_batch(batch)
@@ -296,8 +295,7 @@ class FolderRestoration:
     def _restore_batch(self, batch) -> None:
         try:
             with self.timer('restore'):
-                outputs = self.photo_restorer.restorer.restore([face.crop for _, face in batch],
-                                                               [face.boxes for _, face in batch])
+                outputs = self.photo_restorer.restore_faces([face for _, face in batch])
         except Exception as exc:
             logger.debug('restoration failure', exc_info=True)
             for job in {id(job): job for job, _ in batch}.values():
@@ -370,14 +368,14 @@ class FolderRestoration:
         try:
             summary = self.summary if summary is None else summary
             per_image = summary.seconds_per_image()
+            settings = self.photo_restorer.settings()
             info = {'model': self.photo_restorer.model_description,
                     'images': f'{summary.images_done} restored, {len(summary.failed)} failed'
                               + (f', {len(summary.images_existing)} by an earlier run' if summary.images_existing
                                  else ''),
                     'faces': str(summary.faces_restored),
                     'time per image': f'{per_image:.2f} s' if per_image is not None else 'n/a',
-                    'paste-back': self.photo_restorer.paste_mask,
-                    'colour fix': self.photo_restorer.restorer.color_fix}
+                    'paste-back': settings['paste-back'], 'colour fix': settings['colour fix']}
             write_results_page(self.options.results_dir / 'index.html', [rows[p] for p in paths if p in rows],
                                info=info)
         except Exception as exc:  # the page is a convenience; never fail the run for it

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from dfdnet.face.landmarks import LandmarkError
 from dfdnet.face.tracking import FaceTracker
 from dfdnet.pipeline.photo import PhotoRestorer
 from dfdnet.pipeline.restorer import NOT_FINITE
@@ -75,20 +74,19 @@ class _FrameJob:
 class VideoRestoration:
     """Runs a ``PhotoRestorer``'s steps over a video's frames.
 
-    photo_restorer: detection, alignment, generator and paste-back (its options: upscale, mask,
-    colour fix); batch_size: faces per generator call, gathered across frames; smooth: track faces
+    photo_restorer: its steps (``prepare``, ``restore_faces``, ``paste``) and settings (upscale,
+    mask, colour fix, ``batch_size``: faces per generator call, gathered across frames); smooth: track faces
     and smooth their landmarks over time (``FaceTracker``), else every frame on its own;
     max_pending_frames: frames held at most while their faces wait for a batch (default 4 x
     batch_size); frame_writer: optional ``callable(frame_index, input_rgb, faces, restored, final)``
     (e.g. ``--save_frames``); timer: a ``StageTimer`` to add the stages to.
     """
 
-    def __init__(self, photo_restorer: PhotoRestorer, batch_size: int = 4, smooth: bool = True,
-                 max_pending_frames: int | None = None, frame_writer=None, timer: StageTimer | None = None):
+    def __init__(self, photo_restorer: PhotoRestorer, *, smooth: bool = True, max_pending_frames: int | None = None,
+                 frame_writer=None, timer: StageTimer | None = None):
         self.photo_restorer = photo_restorer
-        self.batch_size = max(1, int(batch_size))
         self.smooth = smooth
-        self.max_pending_frames = max_pending_frames or 4 * self.batch_size
+        self.max_pending_frames = max_pending_frames or 4 * photo_restorer.batch_size
         self.frame_writer = frame_writer
         self.timer = timer or StageTimer()
 
@@ -121,7 +119,7 @@ class VideoRestoration:
                         job = _FrameJob(item, faces)
                         pending.append(job)
                         queue.extend((job, face) for face in faces)
-                        while len(queue) >= self.batch_size or (queue and len(pending) > self.max_pending_frames):
+                        while len(queue) >= photo.batch_size or (queue and len(pending) > self.max_pending_frames):
                             queue = self._restore(queue)
                         self._emit_done(pending, writer, result, bar)
                     while queue:
@@ -136,32 +134,16 @@ class VideoRestoration:
         return result
 
     def _frame_faces(self, frame: DecodedFrame, tracker: FaceTracker | None):
-        preparer, up = self.photo_restorer.preparer, self.photo_restorer.upscale_factor
-        found, skipped = preparer.detect(frame.rgb, self.timer)
-        skipped = len(skipped)
-        if tracker is not None:
-            tracked = tracker.update([f[1] for f in found], np.array([f[3] for f in found]).reshape(-1, 5, 2),
-                                     frame.seconds, scores=[f[2] for f in found])
-        else:
-            tracked = [(None, f[3]) for f in found]
-        faces = []
-        for (index, box, score, _), (track, points5) in zip(found, tracked):
-            if track is not None and not track.confirmed:
-                logger.debug('frame %d: face %d (score %.2f) not restored until its track is confirmed', frame.index,
-                             index, score)
-                continue
-            smooth68 = (lambda lm, t=track: t.smooth_landmarks68(lm, preparer.face_size)) if track else None
-            try:
-                faces.append(preparer.prepare(frame.rgb, index, box, score, points5, up, self.timer, smooth68))
-            except (LandmarkError, ValueError) as exc:
-                logger.debug('frame %d, face %d skipped: %s', frame.index, index, exc)
-                skipped += 1
-        return faces, skipped
+        faces, skipped, _ = self.photo_restorer.prepare(frame.rgb, self.timer, tracker, frame.seconds)
+        for skip in skipped:
+            logger.debug('frame %d, face %d skipped: %s', frame.index, skip.index, skip.reason)
+        return faces, len(skipped)
 
     def _restore(self, queue: list) -> list:
-        batch, rest = queue[:self.batch_size], queue[self.batch_size:]
+        size = self.photo_restorer.batch_size
+        batch, rest = queue[:size], queue[size:]
         with self.timer('restore'):
-            outputs = self.photo_restorer.restorer.restore([f.crop for _, f in batch], [f.boxes for _, f in batch])
+            outputs = self.photo_restorer.restore_faces([f for _, f in batch])
         for (job, face), restored in zip(batch, outputs):
             if restored is None:  # NaN or Inf out of the network: never pasted
                 logger.warning('frame %d, face %02d skipped: %s', job.frame.index, face.index, NOT_FINITE)

@@ -30,6 +30,14 @@ OTHER_IMAGE_EXTENSIONS = ('.jpe', '.jfif', '.pnm', '.avif', '.heic', '.heif', '.
 _PILLOW_FIRST = ('.gif',)
 _EXIF_ORIENTATION_TAG = 0x0112
 _SIXTEEN_BIT_EXTENSIONS = ('.png', '.tif', '.tiff')
+# OpenCV's flag of each resampling kernel name (the degradations' resizes, the face tools' warps).
+INTERPOLATIONS = {
+    'nearest': cv2.INTER_NEAREST,
+    'bilinear': cv2.INTER_LINEAR,
+    'bicubic': cv2.INTER_CUBIC,
+    'area': cv2.INTER_AREA,
+    'lanczos': cv2.INTER_LANCZOS4,
+}
 
 
 class ImageReadError(ValueError):

@@ -7,6 +7,7 @@ back for archiving. Each command declares its own options next to the code that 
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import types
 import typing
@@ -143,38 +144,69 @@ def read_yaml(path) -> dict:
 
 # ---------------------------------------------------------------- command-line flags from fields
 def option(default, help: str, flag: str | None = None, choices=None, group: str | None = None,
-           cli_default=dataclasses.MISSING, negate: bool = False, **kwargs):
+           cli_default=dataclasses.MISSING, negate: bool = False, aliases=(), nargs=None, metavar=None,
+           **kwargs):
     """A dataclass field that is also a command-line flag: the one declaration of the option.
 
-    flag: the flag's name (default ``--<field name>``); choices: the allowed values, checked by
-    ``check_choices`` and by the parser; group: the ``--help`` section; cli_default: the
-    command's default where it differs from the library's; negate: a bool field set False by
-    the flag (e.g. ``--no_html`` for ``write_html``). Other keyword arguments go to ``field``.
+    flag: the flag's name (default ``--<field name>``); choices: the allowed values (of each item
+    when ``nargs`` is given), checked by ``check_choices`` and listed by the parser; group: the
+    ``--help`` section; cli_default: the command's default where it differs from the library's;
+    negate: a bool field set False by the flag (e.g. ``--no_html`` for ``write_html``); aliases:
+    older spellings still accepted, not listed in ``--help``; nargs, metavar: as in argparse (the
+    items' type comes from the annotation, e.g. ``tuple[int, ...]``). Other keyword arguments go
+    to ``field``.
     """
     metadata = {'help': help, 'flag': flag, 'choices': tuple(choices) if choices else None, 'group': group,
-                'cli_default': cli_default, 'negate': negate}
+                'cli_default': cli_default, 'negate': negate, 'aliases': tuple(aliases), 'nargs': nargs,
+                'metavar': metavar}
     return dataclasses.field(default=default, metadata=metadata, **kwargs)
 
 
-def _flag_fields(cls):
+def flag_fields(cls) -> list:
+    """The fields of dataclass ``cls`` declared with ``option`` (each is a command-line flag)."""
     return [f for f in dataclasses.fields(cls) if 'help' in f.metadata]
 
 
-def _flag(field) -> str:
+def flag_of(field) -> str:
     """The command-line flag of an ``option`` field."""
     return field.metadata['flag'] or f'--{field.name}'
 
 
-def add_arguments(parser, cls, groups: dict | None = None, exclude=()) -> None:
-    """Add a flag to ``parser`` for every ``option`` field of dataclass ``cls`` (dest = field name)
-    but those named in ``exclude``.
+def add_flag(target, flag: str, *aliases: str, **kwargs):
+    """``target.add_argument(flag, **kwargs)`` plus ``aliases``: other spellings of the same flag
+    (same destination), accepted but not listed in ``--help``. Returns the listed action."""
+    action = target.add_argument(flag, **kwargs)
+    for alias in aliases:
+        target.add_argument(alias, **{**kwargs, 'dest': action.dest, 'help': argparse.SUPPRESS,
+                                      'default': argparse.SUPPRESS})
+    return action
+
+
+def _item_type(hint):
+    """int for ``int``, ``int | None``, ``tuple[int, ...]`` or ``list[int]``; str for a bare tuple/list."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if hint in (tuple, list):
+        return str
+    if typing.get_origin(hint) in (tuple, list):
+        return next((a for a in typing.get_args(hint) if a is not Ellipsis), str)
+    return hint
+
+
+def add_arguments(parser, cls, groups: dict | None = None, exclude=(), prefix: str = '',
+                  defaults: bool = True) -> None:
+    """Add a flag to ``parser`` for every ``option`` field of dataclass ``cls`` but those named in
+    ``exclude``; a flag's destination is ``prefix`` + the field name.
 
     groups: {group name: an argparse group}; a field's flag goes to its group (created on demand).
-    The type comes from the annotation (int, float, str, Path; ``X | None`` as X).
+    The type comes from the annotation (int, float, str, Path; ``X | None`` as X; the items' type
+    with ``nargs``). defaults: False for flags that override an options file: a flag not given is
+    then absent from the parsed namespace (see ``overrides_from_args``); --help still shows the
+    field's default.
     """
     groups = {} if groups is None else groups
     hints = typing.get_type_hints(cls)
-    for f in _flag_fields(cls):
+    for f in flag_fields(cls):
         if f.name in exclude:
             continue
         meta = f.metadata
@@ -184,31 +216,43 @@ def add_arguments(parser, cls, groups: dict | None = None, exclude=()) -> None:
                 groups[meta['group']] = parser.add_argument_group(meta['group'])
             target = groups[meta['group']]
         default = f.default if meta['cli_default'] is dataclasses.MISSING else meta['cli_default']
-        flag = _flag(f)
-        hint = hints[f.name]
-        if typing.get_origin(hint) in (typing.Union, types.UnionType):
-            hint = next(a for a in typing.get_args(hint) if a is not type(None))
-        if hint is bool:
-            target.add_argument(flag, dest=f.name, action='store_false' if meta['negate'] else 'store_true',
-                                help=meta['help'])
+        flag, dest = flag_of(f), prefix + f.name
+        if _item_type(hints[f.name]) is bool:
+            add_flag(target, flag, *meta['aliases'], dest=dest, help=meta['help'],
+                     action='store_false' if meta['negate'] else 'store_true',
+                     **({} if defaults else {'default': argparse.SUPPRESS}))
             continue
         # The choices are listed here and checked by the dataclass (check_choices, after any
         # normalisation such as '.PNG' -> 'png'), whose ValueError the command reports.
         choices = f' (one of: {", ".join(map(str, meta["choices"]))})' if meta['choices'] else ''
-        target.add_argument(flag, dest=f.name, type=hint, default=default, metavar=flag.lstrip('-').upper(),
-                            help=meta['help'] + choices + (f' (default {default})' if default not in (None, '') else ''))
+        shown = ' '.join(map(str, default)) if isinstance(default, (tuple, list)) else default
+        shown = f' (default {shown})' if shown not in (None, '') else ''
+        add_flag(target, flag, *meta['aliases'], dest=dest, type=_item_type(hints[f.name]), nargs=meta['nargs'],
+                 default=default if defaults else argparse.SUPPRESS,
+                 metavar=meta['metavar'] or flag.lstrip('-').upper(), help=meta['help'] + choices + shown)
 
 
 def options_from_args(cls, args, **extra):
     """``cls`` built from the parsed flags of its ``option`` fields (plus ``extra`` fields); a field
     without a flag in ``args`` (``add_arguments``'s ``exclude``) keeps its default."""
-    return cls(**{f.name: getattr(args, f.name) for f in _flag_fields(cls) if hasattr(args, f.name)}, **extra)
+    return cls(**{f.name: getattr(args, f.name) for f in flag_fields(cls) if hasattr(args, f.name)}, **extra)
+
+
+def overrides_from_args(cls, args, prefix: str = '') -> dict:
+    """{``prefix`` + field name: value} for each ``option`` field of ``cls`` whose flag was given
+    (flags added with ``add_arguments(..., defaults=False)``), for ``apply_overrides``."""
+    given = vars(args)
+    return {prefix + f.name: given[prefix + f.name] for f in flag_fields(cls) if prefix + f.name in given}
 
 
 def check_choices(obj) -> None:
-    """ValueError naming the flag when an ``option`` field with choices holds another value."""
-    for f in _flag_fields(type(obj)):
+    """ValueError naming the flag when an ``option`` field with choices holds another value (or,
+    for a field with ``nargs``, an item that is not one of them)."""
+    for f in flag_fields(type(obj)):
         choices = f.metadata['choices']
         value = getattr(obj, f.name)
-        if choices and value not in choices:
-            raise ValueError(f'{_flag(f)} must be one of {", ".join(map(str, choices))}; got {value!r}')
+        if not choices or (f.metadata['nargs'] is not None and value is None):
+            continue
+        for item in (value if f.metadata['nargs'] is not None else (value,)):
+            if item not in choices:
+                raise ValueError(f'{flag_of(f)} must be one of {", ".join(map(str, choices))}; got {item!r}')

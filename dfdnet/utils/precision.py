@@ -2,8 +2,7 @@
 
 bf16 pays on a CUDA GPU with bf16 support and on a CPU with AMX-BF16 or AVX512-BF16 (oneDNN
 then runs channels-last bf16 convolutions several times faster than float32). Elsewhere it is
-emulated and much slower: measured 7.5x slower than float32 for a conv forward + backward on an
-AVX2-only AMD EPYC (docs/benchmarks.md).
+emulated and much slower (measured in docs/benchmarks.md).
 """
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ import functools
 import logging
 from pathlib import Path
 
-import torch
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +31,8 @@ def cpu_flags() -> frozenset:
 
 def native_bf16(device) -> bool:
     """True when ``device`` computes bf16 natively (see the module docstring)."""
+    import torch
+
     device = torch.device(device)
     if device.type == 'cuda':
         return torch.cuda.is_bf16_supported()
@@ -43,13 +43,15 @@ def resolve_amp(amp: str | None, device) -> str | None:
     """``train.amp``: 'auto' becomes 'bf16' where it is native and None (float32) elsewhere."""
     if amp != 'auto':
         return amp
+    import torch
+
     chosen = 'bf16' if native_bf16(device) else None
     logger.info('train.amp auto: %s on %s', chosen or 'float32 (no native bf16)', torch.device(device))
     return chosen
 
 
-PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
-_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')  # of every command's --precision (this module imports torch lazily)
+_DTYPES = {'bf16': 'bfloat16', 'fp16': 'float16'}  # torch dtype names
 
 
 def resolve_precision(precision: str, device) -> str:
@@ -58,15 +60,19 @@ def resolve_precision(precision: str, device) -> str:
         raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
     if precision != 'auto':
         return precision
+    import torch
+
     chosen = 'bf16' if native_bf16(device) else 'fp32'
     logger.info('precision auto: %s on %s', chosen if chosen == 'bf16' else 'fp32 (no native bf16)',
                 torch.device(device))
     return chosen
 
 
-def precision_dtype(precision: str) -> torch.dtype:
-    """The dtype of a resolved precision: 'fp32' float32, 'bf16' bfloat16, 'fp16' float16."""
-    return {'fp32': torch.float32, **_DTYPES}[precision]
+def precision_dtype(precision: str):
+    """The torch dtype of a resolved precision: 'fp32' float32, 'bf16' bfloat16, 'fp16' float16."""
+    import torch
+
+    return getattr(torch, {'fp32': 'float32', **_DTYPES}[precision])
 
 
 def inference_autocast(precision: str, device):
@@ -74,6 +80,8 @@ def inference_autocast(precision: str, device):
     an outer autocast (mixed-precision training) stays in force."""
     if precision == 'fp32':
         return contextlib.nullcontext()
+    import torch
+
     # No weight cache: at inference each weight is used once per forward, so caching its cast copy
     # only adds that copy (half the float32 weights' size) to the peak memory.
-    return torch.autocast(torch.device(device).type, dtype=_DTYPES[precision], cache_enabled=False)
+    return torch.autocast(torch.device(device).type, dtype=precision_dtype(precision), cache_enabled=False)

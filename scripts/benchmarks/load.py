@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Loading the released weights: seconds, peak memory and the split by step of ``load_generator``.
 
-    python scripts/benchmarks/load.py --work /tmp/dfdnet_load --k 512 --precisions fp32 bf16 --repeats 3
-    PYTHONPATH=/work/main python scripts/benchmarks/load.py ...   # the same against another checkout
+    PYTHONPATH=. python scripts/benchmarks/load.py --work /tmp/dfdnet_load --k 512 --precisions fp32 bf16 --repeats 3
+    PYTHONPATH=/work/main python scripts/benchmarks/load.py ... --cold_only   # another checkout's loader
 
 The files are a released-layout ``latest_net_G.pth`` (386 keys, 240 M parameters, seeded random
 weights) and ``--k`` random float32 atoms per dictionary in the released ``.npy`` layout, written
@@ -26,10 +26,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
-# Appended, not prepended: PYTHONPATH=<another checkout> measures that checkout's loader.
-sys.path += [str(ROOT), str(ROOT / 'scripts')]
 
 # (module, function) -> step name; a function the measured checkout lacks is skipped
 STEPS = [('dfdnet.archs.checkpoint', 'read_checkpoint', 'read checkpoint'),
@@ -138,10 +134,11 @@ def main(argv=None):
     if args.one:
         print(json.dumps(run_one(args)))
         return
-    from benchmark import write_dictionaries
+    from dfdnet.archs.dfdnet_arch import GeneratorConfig
+    from dfdnet.models.builders import write_random_dictionary
 
     args.checkpoint = write_released_checkpoint(args.work / 'latest_net_G.pth')
-    args.dict_dir = write_dictionaries(args.work / f'dictionaries_k{args.k}', args.k)
+    args.dict_dir = write_random_dictionary(args.work / f'dictionaries_k{args.k}', GeneratorConfig(), args.k, seed=0)
     rows = []
     for precision in args.precisions:
         runs = {'cold': []} if args.cold_only else {'cold': [], 'warm': []}

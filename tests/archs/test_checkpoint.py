@@ -217,10 +217,10 @@ def test_folded_spectral_norm_is_the_eval_weight(tmp_path, released_file, dict_d
     plain = load_generator(released_file, dict_dir, fold_spectral_norm=False)
     folded = copy.deepcopy(plain).fold_spectral_norm()  # what load_generator does by default
     assert folded.spectral_norm_folded and not any(k.endswith('weight_orig') for k in folded.state_dict())
-    x = torch.randn(2, 512, 6, 6)
+    x = torch.randn(2, 512, 6, 6, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         for name in ('attn_blocks.nose_32', 'multi_scale_dilation.conv_blocks.0'):
             a, b = plain.get_submodule(name), folded.get_submodule(name)
-            torch.testing.assert_close(b(x), a(x), rtol=0, atol=1e-6)
+            torch.testing.assert_close(b(x), a(x), rtol=1e-5, atol=1e-6)  # float rounding of W / sigma only
     with pytest.raises(ValueError, match='folded'):
         save_generator(folded, tmp_path / 'no.pth')

@@ -1,5 +1,6 @@
-"""512 in, 512 out with a 256-px core (``GeneratorConfig.compute_size``), the clean/mild part of
-the training degradation, the clean x2 test setting and bf16 + channels-last training."""
+"""512 in, 512 out with a 256-px core (``GeneratorConfig.compute_size``): the core's input and boxes,
+the residual output, the full-resolution subpixel head, and the full-resolution model's bf16 +
+channels-last training."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,7 +14,6 @@ from conftest import condition_spectral_norm_, write_random_dictionaries
 from dfdnet.archs.checkpoint import load_generator, save_generator
 from dfdnet.archs.dfdnet_arch import DFDNetGenerator, GeneratorConfig, to_core_resolution
 from dfdnet.archs.dictionary import load_dictionaries
-from dfdnet.data.degradation_pipeline import DegradationConfig, DegradationPipeline
 from dfdnet.errors import CheckpointError
 from dfdnet.utils.options import OptionsError
 from dfdnet.models.builders import build_discriminator, build_generator
@@ -218,78 +218,6 @@ def test_subpixel_blocks_added_to_a_trained_head_keep_its_function(tmp_path):
         wider.widened_state(net_g.subpixel_head.state_dict())
 
 
-def test_resize_kernels_are_drawn_per_face_only_when_asked():
-    from dfdnet.data import degradations as deg
-
-    hq = np.random.default_rng(0).random((64, 64, 3), dtype=np.float32)
-    kernels = ['bicubic', 'bilinear', 'area']
-    drawn = DegradationPipeline(DegradationConfig.from_dict(
-        {'clean_prob': 1.0, 'clean_scale': [2.0, 2.0], 'resize_interpolations': kernels}))
-    seen = set()
-    for seed in range(30):
-        sample = drawn(hq, np.random.default_rng(seed))
-        down, up = sample.params['down_interpolation'], sample.params['up_interpolation']
-        seen.add((down, up))
-        expected = deg.resize(deg.resize(hq, size=(32, 32), interpolation=down), size=(64, 64), interpolation=up)
-        assert np.array_equal(sample.lq, expected)
-    assert len(seen) >= 6  # down and up are drawn independently
-    with pytest.raises(ValueError, match='resize_interpolations'):
-        DegradationConfig.from_dict({'resize_interpolations': ['bicubic', 'sinc']})
-    # up_interpolation fixes the kernel back to full size (the restore pipeline's); only down is drawn
-    down_only = DegradationPipeline(DegradationConfig.from_dict(
-        {'clean_prob': 1.0, 'clean_scale': [2.0, 2.0], 'resize_interpolations': kernels,
-         'up_interpolation': 'bicubic'}))
-    downs = set()
-    for seed in range(12):
-        sample = down_only(hq, np.random.default_rng(seed))
-        down = sample.params['down_interpolation']
-        downs.add(down)
-        assert sample.params['up_interpolation'] == 'bicubic'
-        expected = deg.resize(deg.resize(hq, size=(32, 32), interpolation=down), size=(64, 64), interpolation='bicubic')
-        assert np.array_equal(sample.lq, expected)
-    assert downs == set(kernels)
-    with pytest.raises(ValueError, match='up_interpolation'):
-        DegradationConfig.from_dict({'up_interpolation': 'sinc'})
-    # Unset, the streams are those of before: the paper preset with bicubic throughout.
-    plain = DegradationPipeline(DegradationConfig.from_dict({}))
-    assert 'up_interpolation' not in plain(hq, np.random.default_rng(3)).params
-
-
-def test_clean_part_of_the_degradation_only_resizes():
-    from dfdnet.data import degradations as deg
-
-    rng = np.random.default_rng(0)
-    hq = rng.random((64, 64, 3), dtype=np.float32)
-    identity = DegradationPipeline(DegradationConfig.from_dict({'clean_prob': 1.0, 'clean_scale': [1.0, 1.0]}))
-    sample = identity(hq, np.random.default_rng(1))
-    assert np.array_equal(sample.lq, hq) and sample.params == {'clean_scale': 1.0}
-    mild = DegradationPipeline(DegradationConfig.from_dict({'clean_prob': 1.0, 'clean_scale': [2.0, 2.0]}))
-    again = [mild(hq, np.random.default_rng(seed)).lq for seed in (1, 2)]
-    assert np.array_equal(again[0], again[1])  # no noise, no JPEG: deterministic
-    assert np.array_equal(again[0], deg.resize(deg.resize(hq, size=(32, 32)), size=(64, 64)))
-    mixed = DegradationPipeline(DegradationConfig.from_dict({'clean_prob': 0.3}))
-    clean = sum('clean_scale' in mixed(hq, np.random.default_rng(seed)).params for seed in range(200))
-    assert 40 <= clean <= 80
-    with pytest.raises(ValueError, match='clean_prob'):
-        DegradationConfig.from_dict({'clean_prob': 1.5})
-    # The presets draw nothing for it: their random streams are unchanged.
-    plain = DegradationPipeline(DegradationConfig.from_dict({}))
-    explicit = DegradationPipeline(DegradationConfig.from_dict({'clean_prob': 0.0}))
-    assert np.array_equal(plain(hq, np.random.default_rng(5)).lq, explicit(hq, np.random.default_rng(5)).lq)
-
-
-def test_clean_x2_test_setting_is_a_plain_half_resolution_face():
-    from dfdnet.data import degradations as deg
-    from dfdnet.data.degradation_pipeline import DegradationPipeline
-    from dfdnet.data.testset import SETTINGS, setting_rng
-
-    hq = np.random.default_rng(0).random((32, 32, 3), dtype=np.float32)
-    sample = DegradationPipeline(SETTINGS['clean_x2'])(hq, setting_rng(0, 'clean_x2', 'a.png'))
-    assert sample.params == {'scale': 2.0}
-    assert np.array_equal(sample.small, deg.resize(hq, size=(16, 16)))
-    assert np.array_equal(sample.lq, deg.resize(sample.small, size=(32, 32)))
-
-
 def test_bf16_training_runs_channels_last(tmp_path):
     config = dataclasses.replace(FULL, dft_levels=())
     net_g, _ = build_generator(config, InitOptions(random_encoder_seed=0), tmp_path, seed=0)
@@ -305,13 +233,3 @@ def test_bf16_training_runs_channels_last(tmp_path):
     assert np.isfinite(losses['l_pix']) and losses['l_pix'] > 0
     assert not torch.equal(model.net_g.upsample4[-2].weight, before)  # the zero-started last conv learns first
     assert model.net_g.upsample4[-2].weight.dtype == torch.float32  # autocast keeps fp32 master weights
-
-
-def test_amp_auto_picks_bf16_only_where_it_is_native(monkeypatch):
-    from dfdnet.utils import precision
-
-    monkeypatch.setattr(precision, 'cpu_flags', lambda: frozenset({'avx2', 'fma'}))
-    assert precision.resolve_amp('auto', 'cpu') is None and precision.resolve_amp('bf16', 'cpu') == 'bf16'
-    monkeypatch.setattr(precision, 'cpu_flags', lambda: frozenset({'avx2', 'amx_bf16'}))
-    assert precision.resolve_amp('auto', 'cpu') == 'bf16'
-    assert precision.resolve_amp(None, 'cpu') is None

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from dfdnet.cli.align_faces import main as align_main
-from dfdnet.cli.make_figure import compare_rows, face_pairs, make_grid
 from dfdnet.cli.make_figure import main as figure_main
+from dfdnet.pipeline.figures import compare_rows, face_pairs, make_grid
 
 
 def test_align_faces_writes_aligned_crops_and_reports_bad_files(shared_data, tmp_path, caplog):
@@ -65,6 +65,30 @@ def test_face_pairs_and_grid_layout(tmp_path):
     assert figure_main(['--results', str(whole), '--compare', f'fidelity 1={other}', '--label', 'default',
                         '--tile', '32', '--per_row', '1', '--out', str(out)]) == 0
     assert cv2.imread(str(out)).shape == (24 + 2 * 38 + 6, 3 * 38 + 6, 3)  # the CLI's gap is 6
+
+
+def test_figure_folders_are_arguments_and_a_bad_output_is_an_error(tmp_path, capsys):
+    run, other = tmp_path / 'run', tmp_path / 'other'
+    for folder, step in ((run, 'crops'), (run, 'restored'), (other, 'restored'), (run, 'inputs')):
+        (folder / step).mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(run / 'crops' / 'a_00.png'), np.full((64, 64, 3), 10, np.uint8))
+    cv2.imwrite(str(run / 'inputs' / 'b.jpg'), np.full((64, 64, 3), 10, np.uint8))
+    for name in ('a_00.png', 'b.png', 'c.png'):  # c has neither a crop nor an input: left out
+        cv2.imwrite(str(run / 'restored' / name), np.full((64, 64, 3), 200, np.uint8))
+    pairs = face_pairs(run, restored_step='restored', crop_step='crops', input_step='inputs')
+    assert [(a.relative_to(run).as_posix(), b.name) for a, b in pairs] == [('crops/a_00.png', 'a_00.png'),
+                                                                         ('inputs/b.jpg', 'b.png')]
+    assert face_pairs(run) == []  # not the default step folders
+    with pytest.raises(ValueError, match=r'a_00.png is missing from .*other/restored/a_00.png'):
+        compare_rows(pairs, [('other', other)], restored_step='restored')
+    whole = tmp_path / 'whole'
+    for step in ('Step1_CropImg', 'Step3_RestoreCropFace'):
+        (whole / step).mkdir(parents=True)
+        cv2.imwrite(str(whole / step / 'a_00.png'), np.full((64, 64, 3), 10, np.uint8))
+    blocked = tmp_path / 'a_file'
+    blocked.write_text('')
+    assert figure_main(['--results', str(whole), '--out', str(blocked / 'fig.png')]) == 2
+    assert 'error:' in capsys.readouterr().err and not (blocked / 'fig.png').exists()
 
 
 def test_aligned_landmarks_scale_with_the_face(shared_data):

@@ -121,3 +121,75 @@ def test_authors_kernel_folder(shared_data):
     assert len(kernels) == 32 and all(abs(float(k.sum()) - 1) < 1e-5 for k in kernels)
     cfg = DegradationConfig(motion_kernels=str(shared_data / 'degradation' / 'motion_kernels'), motion_prob=1.0)
     assert len(DegradationPipeline(cfg).motion_kernels) == 32
+
+
+def test_resize_kernels_are_drawn_per_face_only_when_asked():
+    from dfdnet.data import degradations as deg
+
+    hq = np.random.default_rng(0).random((64, 64, 3), dtype=np.float32)
+    kernels = ['bicubic', 'bilinear', 'area']
+    drawn = DegradationPipeline(DegradationConfig.from_dict(
+        {'clean_prob': 1.0, 'clean_scale': [2.0, 2.0], 'resize_interpolations': kernels}))
+    seen = set()
+    for seed in range(30):
+        sample = drawn(hq, np.random.default_rng(seed))
+        down, up = sample.params['down_interpolation'], sample.params['up_interpolation']
+        seen.add((down, up))
+        expected = deg.resize(deg.resize(hq, size=(32, 32), interpolation=down), size=(64, 64), interpolation=up)
+        assert np.array_equal(sample.lq, expected)
+    assert len(seen) >= 6  # down and up are drawn independently
+    with pytest.raises(ValueError, match='resize_interpolations'):
+        DegradationConfig.from_dict({'resize_interpolations': ['bicubic', 'sinc']})
+    # up_interpolation fixes the kernel back to full size (the restore pipeline's); only down is drawn
+    down_only = DegradationPipeline(DegradationConfig.from_dict(
+        {'clean_prob': 1.0, 'clean_scale': [2.0, 2.0], 'resize_interpolations': kernels,
+         'up_interpolation': 'bicubic'}))
+    downs = set()
+    for seed in range(12):
+        sample = down_only(hq, np.random.default_rng(seed))
+        down = sample.params['down_interpolation']
+        downs.add(down)
+        assert sample.params['up_interpolation'] == 'bicubic'
+        expected = deg.resize(deg.resize(hq, size=(32, 32), interpolation=down), size=(64, 64), interpolation='bicubic')
+        assert np.array_equal(sample.lq, expected)
+    assert downs == set(kernels)
+    with pytest.raises(ValueError, match='up_interpolation'):
+        DegradationConfig.from_dict({'up_interpolation': 'sinc'})
+    # Unset, the streams are those of before: the paper preset with bicubic throughout.
+    plain = DegradationPipeline(DegradationConfig.from_dict({}))
+    assert 'up_interpolation' not in plain(hq, np.random.default_rng(3)).params
+
+
+def test_clean_part_of_the_degradation_only_resizes():
+    from dfdnet.data import degradations as deg
+
+    rng = np.random.default_rng(0)
+    hq = rng.random((64, 64, 3), dtype=np.float32)
+    identity = DegradationPipeline(DegradationConfig.from_dict({'clean_prob': 1.0, 'clean_scale': [1.0, 1.0]}))
+    sample = identity(hq, np.random.default_rng(1))
+    assert np.array_equal(sample.lq, hq) and sample.params == {'clean_scale': 1.0}
+    mild = DegradationPipeline(DegradationConfig.from_dict({'clean_prob': 1.0, 'clean_scale': [2.0, 2.0]}))
+    again = [mild(hq, np.random.default_rng(seed)).lq for seed in (1, 2)]
+    assert np.array_equal(again[0], again[1])  # no noise, no JPEG: deterministic
+    assert np.array_equal(again[0], deg.resize(deg.resize(hq, size=(32, 32)), size=(64, 64)))
+    mixed = DegradationPipeline(DegradationConfig.from_dict({'clean_prob': 0.3}))
+    clean = sum('clean_scale' in mixed(hq, np.random.default_rng(seed)).params for seed in range(200))
+    assert 40 <= clean <= 80
+    with pytest.raises(ValueError, match='clean_prob'):
+        DegradationConfig.from_dict({'clean_prob': 1.5})
+    # The presets draw nothing for it: their random streams are unchanged.
+    plain = DegradationPipeline(DegradationConfig.from_dict({}))
+    explicit = DegradationPipeline(DegradationConfig.from_dict({'clean_prob': 0.0}))
+    assert np.array_equal(plain(hq, np.random.default_rng(5)).lq, explicit(hq, np.random.default_rng(5)).lq)
+
+
+def test_clean_x2_test_setting_is_a_plain_half_resolution_face():
+    from dfdnet.data import degradations as deg
+    from dfdnet.data.degradation_pipeline import DegradationPipeline
+    from dfdnet.data.testset import SETTINGS, setting_rng
+
+    hq = np.random.default_rng(0).random((32, 32, 3), dtype=np.float32)
+    sample = DegradationPipeline(SETTINGS['clean_x2'])(hq, setting_rng(0, 'clean_x2', 'a.png'))
+    assert sample.params == {'scale': 2.0}
+    assert np.array_equal(sample.small, deg.resize(hq, size=(16, 16)))
+    assert np.array_equal(sample.lq, deg.resize(sample.small, size=(32, 32)))

@@ -180,7 +180,8 @@ def test_validation_scores_per_face_and_group(realvgg, tmp_path):
     from torch.utils.data import DataLoader
 
     from dfdnet.metrics import calculate_psnr
-    from dfdnet.models.validation import score_generator, tensor_to_uint8
+    from dfdnet.models.validation import score_generator
+    from dfdnet.utils.pixels import from_network
 
     files, landmarks = realvgg
     _, val = split_train_val(files, val_count=4)
@@ -192,10 +193,10 @@ def test_validation_scores_per_face_and_group(realvgg, tmp_path):
     scores = score_generator(lambda lq, boxes: lq, DataLoader(dataset, batch_size=3), keep_images=1)
     assert scores.groups == expected and len(scores.images) == 1 and not scores.recon_loss
     for i, group in enumerate(expected):
-        psnr = calculate_psnr(tensor_to_uint8(dataset[i]['lq']), tensor_to_uint8(dataset[i]['gt']))
+        psnr = calculate_psnr(from_network(dataset[i]['lq']), from_network(dataset[i]['gt']))
         assert scores.psnr[i] == psnr and (group == 'clean') == (psnr == float('inf'))
     for i in range(len(dataset)):  # PSNR inside the component boxes, where the dictionaries act
-        lq, gt, boxes = (tensor_to_uint8(dataset[i]['lq']), tensor_to_uint8(dataset[i]['gt']),
+        lq, gt, boxes = (from_network(dataset[i]['lq']), from_network(dataset[i]['gt']),
                          dataset[i]['boxes'].numpy())
         inside = np.zeros(gt.shape[:2], dtype=bool)
         for x1, y1, x2, y2 in boxes:

@@ -1,4 +1,4 @@
-"""scripts/make_validation_variants.py: each fixed validation degradation does what its name says."""
+"""scripts/data/make_validation_variants.py: each fixed validation degradation does what its name says."""
 from __future__ import annotations
 
 import importlib.util
@@ -14,7 +14,7 @@ DEGRADED = {'gaussian_sigma', 'motion_kernel', 'scale', 'noise_sigma', 'jpeg_qua
 
 def _variants() -> dict:
     spec = importlib.util.spec_from_file_location('make_validation_variants',
-                                                  ROOT / 'scripts' / 'make_validation_variants.py')
+                                                  ROOT / 'scripts' / 'data' / 'make_validation_variants.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.VARIANTS

@@ -1,4 +1,4 @@
-"""scripts/ablate_dictionaries.py: dictionaries without their detail, loadable by the network."""
+"""scripts/data/ablate_dictionaries.py: dictionaries without their detail, loadable by the network."""
 from __future__ import annotations
 
 import importlib.util
@@ -14,7 +14,7 @@ SMALL = GeneratorConfig(image_size=256, width=8, part_sizes=(40, 40, 32, 56))
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location('ablate_dictionaries', ROOT / 'scripts' / 'ablate_dictionaries.py')
+    spec = importlib.util.spec_from_file_location('ablate_dictionaries', ROOT / 'scripts' / 'data' / 'ablate_dictionaries.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

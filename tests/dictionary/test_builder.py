@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import dfdnet.dictionary.builder as builder_module
-import dfdnet.dictionary.faces as faces_module
+import dfdnet.data.folder_landmarks as folder_landmarks_module
 from conftest import write_random_generator
 from dfdnet.archs import GeneratorConfig, load_dictionaries
 from dfdnet.archs.dfdnet_arch import DFDNetGenerator
@@ -34,7 +34,7 @@ K = 3
 
 def make_options(input_dir, output, **kw) -> BuildOptions:
     kw.setdefault('random_encoder', 0)
-    kw.setdefault('gpu_ids', [-1])
+    kw.setdefault('device', 'cpu')
     kw.setdefault('batch_size', 2)
     return BuildOptions(input=str(input_dir), output=str(output), k=kw.pop('k', K),
                         kmeans=KMeansOptions(max_iter=50), **kw)
@@ -133,7 +133,7 @@ def _forbid(*_, **__):
 def test_rebuild_with_other_k_reuses_landmarks_and_features(built, tmp_path, monkeypatch):
     options, _ = built
     monkeypatch.setattr(builder_module, 'extract_samples', _forbid)
-    monkeypatch.setattr(faces_module, 'FaceLandmarker', _forbid)
+    monkeypatch.setattr(folder_landmarks_module, 'FaceLandmarker', _forbid)
     out = tmp_path / 'k2'
     summary = build_dictionary(make_options(options.input, out, k=2, cache_dir=str(options.cache_folder())))
     assert summary.faces_used == 3

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dfdnet.face.alignment import (FFHQ_TEMPLATE_512, alignment_transforms, estimate_similarity, face_template,
-                                   invert_affine, transform_points, warp_face)
+                                   invert_affine, resize_aligned_face, transform_points, warp_face)
 from dfdnet.face.detection import FaceDetector
 from dfdnet.face.landmarks import FANLandmarker, LandmarkError, read_landmarks, write_landmarks
 from dfdnet.face.paste import face_mask, paste_faces, soft_mask, upscale_image
@@ -105,6 +105,23 @@ def test_resampling_kernels():
                                   cv2.resize(photo, (160, 128), interpolation=cv2.INTER_CUBIC))
     with pytest.raises(ValueError, match="unknown resampling 'lanczos'"):
         upscale_image(photo, 2, 'lanczos')
+
+
+def test_aligned_faces_shrink_by_area_and_grow_by_the_kernel_asked():
+    """The one aligned-face resize: area when both sides shrink, else the ``enlarge`` kernel; floats
+    stay in [0, 1]; a face of the right size comes back as it is."""
+    rng = np.random.default_rng(1)
+    face = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    assert resize_aligned_face(face, 48) is face
+    np.testing.assert_array_equal(resize_aligned_face(face, 32), cv2.resize(face, (32, 32), interpolation=cv2.INTER_AREA))
+    for kernel, flag in (('bicubic', cv2.INTER_CUBIC), ('bilinear', cv2.INTER_LINEAR), ('area', cv2.INTER_AREA)):
+        np.testing.assert_array_equal(resize_aligned_face(face, 64, enlarge=kernel),
+                                      cv2.resize(face, (64, 64), interpolation=flag))
+    grown = resize_aligned_face(face.astype(np.float32) / 255, 64)
+    assert grown.dtype == np.float32 and grown.min() >= 0 and grown.max() <= 1
+    assert cv2.resize(face.astype(np.float32) / 255, (64, 64), interpolation=cv2.INTER_CUBIC).max() > 1  # overshoot
+    with pytest.raises(ValueError, match="unknown enlarge kernel 'lanczos'"):
+        resize_aligned_face(face, 64, enlarge='lanczos')
 
 
 def test_warp_has_black_border():

@@ -12,7 +12,7 @@ from dfdnet.utils.image_io import read_rgb, write_image
 
 def test_every_consumer_gets_the_same_landmarks(shared_data, tmp_path):
     from dfdnet.data.face_dataset import load_landmarks
-    from dfdnet.dictionary.faces import FaceLandmarker, FaceOptions
+    from dfdnet.data.folder_landmarks import FaceLandmarker, FaceOptions
     from dfdnet.metrics.face_dlib import DlibFaceModels
     from dfdnet.pipeline.options import RestoreOptions
     from dfdnet.pipeline.photo import build_preparer

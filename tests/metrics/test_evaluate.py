@@ -126,7 +126,7 @@ def test_make_testset_is_deterministic_and_skips_duplicates(shared_data, tmp_pat
     runs = []
     for out, seed in (('run1', 7), ('run2', 7), ('run3', 8)):
         options = MakeTestsetOptions(sources=[src_a, src_b], out_dir=tmp_path / out, seed=seed, motion_kernels=kernels)
-        report = build_testset(options, face_models=models)
+        report = build_testset(options, landmarker68=models.landmarker68)
         assert report.names == ['00000', '00003']
         assert set(report.skipped) == {str(src_b / 'bad.png'), str(src_b / 'dup.png')}
         runs.append(_tree(tmp_path / out))
@@ -153,7 +153,7 @@ def test_make_testset_is_deterministic_and_skips_duplicates(shared_data, tmp_pat
 
     with pytest.raises(FileExistsError, match='already holds'):
         build_testset(MakeTestsetOptions(sources=[src_a], out_dir=out, seed=7, motion_kernels=kernels),
-                      face_models=models)
+                      landmarker68=models.landmarker68)
     with pytest.raises(ValueError, match='must not be'):
         build_testset(MakeTestsetOptions(sources=[src_a], out_dir=src_a / 'out', landmarks=False))
 

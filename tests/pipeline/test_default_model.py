@@ -231,7 +231,7 @@ def test_readme_python_example_runs_as_written(shipped, tmp_path, monkeypatch):
     import re
 
     from dfdnet.pipeline.options import RELEASED_CHECKPOINT
-    from dfdnet.pipeline.restorer import tensor_to_faces
+    from dfdnet.utils.pixels import from_network
 
     if (ROOT / RELEASED_CHECKPOINT).exists():
         pytest.skip('the released weights are in place: they would run instead')
@@ -248,5 +248,5 @@ def test_readme_python_example_runs_as_written(shipped, tmp_path, monkeypatch):
     assert written.shape == (source.shape[0] * 2, source.shape[1] * 2, 3)
     assert len(namespace['result'].restored_faces) == 2
     restored = namespace['restored']  # the generator call of the second block equals the photo's face
-    face = tensor_to_faces(restored)[0]
+    face = from_network(restored)[0]
     assert np.abs(face.astype(int) - namespace['result'].restored_faces[0]).max() <= 1

@@ -384,11 +384,12 @@ def test_every_restore_option_is_one_declaration_with_its_flag():
 def test_restored_pixels_are_rounded_and_an_unchanged_crop_comes_back_exactly():
     """The released code truncated the network's output to integers, darkening every pixel by half
     a level on average (0.19 dB on clean x2 validation faces, docs/restore.md)."""
-    from dfdnet.pipeline.restorer import crops_to_tensor, tensor_to_faces
+    from dfdnet.pipeline.restorer import crops_to_tensor
+    from dfdnet.utils.pixels import from_network
 
     crop = np.arange(256 * 3, dtype=np.int64).reshape(16, 16, 3) % 256
     crop = crop.astype(np.uint8)
-    np.testing.assert_array_equal(tensor_to_faces(crops_to_tensor([crop], 'cpu'))[0], crop)
+    np.testing.assert_array_equal(from_network(crops_to_tensor([crop], 'cpu'))[0], crop)
     levels = torch.tensor([0.4, 0.6, 254.6, 300.0, -3.0]) / 127.5 - 1.0  # 0-255 scale -> [-1, 1]
-    out = tensor_to_faces(levels.view(1, 1, 1, 5).expand(1, 3, 1, 5))[0][0, :, 0]
+    out = from_network(levels.view(1, 1, 1, 5).expand(1, 3, 1, 5))[0][0, :, 0]
     assert out.tolist() == [0, 1, 255, 255, 0]

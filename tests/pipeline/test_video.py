@@ -85,7 +85,7 @@ def test_restored_faces_of_a_still_noisy_scene_are_steady(tmp_path, still_photo)
                  '--precision', 'fp32', '--no_html'])
     assert code == 0
     photo = PhotoRestorer(build_preparer(RestoreOptions(), 512), CropRestorer(IdentityGenerator()), upscale_factor=2)
-    faces, _, _ = photo.preparer.faces_in_image(still_photo, 2)
+    faces, _, _ = photo.prepare(still_photo)
     assert len(faces) == 2
     region = canvas_masks(faces, (448, 896), 512, 2) > 0.5
     _, inputs = _frames(clip)

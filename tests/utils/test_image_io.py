@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dfdnet.utils.html import ImageRow, write_results_page
-from dfdnet.utils.image_io import ImageReadError, list_images, read_image, write_image
+from dfdnet.utils.image_io import ImageReadError, list_face_images, list_images, read_image, write_image
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,7 +95,7 @@ def test_results_page_fits_a_1400_px_window_in_chromium(tmp_path):
 
     if not any(shutil.which(n) for n in ('chromium', 'chromium-browser', 'google-chrome')):
         pytest.skip('no Chromium on this machine (apt-get install chromium)')
-    spec = importlib.util.spec_from_file_location('check_results_page', ROOT / 'scripts' / 'check_results_page.py')
+    spec = importlib.util.spec_from_file_location('check_results_page', ROOT / 'scripts' / 'measurements' / 'results_page.py')
     checker = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(checker)
     wide = np.zeros((300, 3000, 3), np.uint8)  # a panorama must not make the page scroll sideways
@@ -110,3 +110,17 @@ def test_results_page_fits_a_1400_px_window_in_chromium(tmp_path):
     assert report['images'] == 20 and report['broken'] == 0
     assert report['scroll_width'] <= report['window_width'] == 1400
     assert not list(tmp_path.glob('.probe_*'))  # the probe copy is removed
+
+
+def test_several_training_folders_in_order(tmp_path):
+    import cv2
+    import numpy as np
+
+    for folder, names in (('b', ['2.png', '1.png']), ('a', ['3.png'])):
+        (tmp_path / folder).mkdir()
+        for name in names:
+            cv2.imwrite(str(tmp_path / folder / name), np.zeros((4, 4, 3), np.uint8))
+    files = list_face_images([tmp_path / 'b', tmp_path / 'a'])
+    assert [f'{f.parent.name}/{f.name}' for f in files] == ['b/1.png', 'b/2.png', 'a/3.png']
+    with pytest.raises(FileNotFoundError, match='no image folders'):
+        list_face_images([])

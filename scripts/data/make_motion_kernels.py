@@ -1,6 +1,6 @@
 """Generate a seeded set of random camera-shake motion-blur kernels into one .npz file.
 
-    python scripts/make_motion_kernels.py --count 32 --seed 0 --out dfdnet/data/motion_kernels_32.npz
+    PYTHONPATH=. python scripts/data/make_motion_kernels.py --count 32 --seed 0 --out dfdnet/data/motion_kernels_32.npz
 """
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dfdnet.data.motion_kernels import generate_motion_kernels, save_kernel_set  # noqa: E402
+from dfdnet.data.motion_kernels import generate_motion_kernels, save_kernel_set
 
 
 def main(argv=None) -> int:

@@ -1,6 +1,6 @@
 """Measure the training data loader alone (read, flip, degrade, collate) in samples/s.
 
-    python scripts/benchmark_loader.py -opt options/train_smoke.yml --num_workers 2 --batches 20
+    PYTHONPATH=. python scripts/benchmarks/loader.py -opt options/train_smoke.yml --num_workers 2 --batches 20
 
 Uses the options' training faces, landmarks (a cache or folder; or detects them into --landmark_cache),
 degradation, batch size and loader settings; --set overrides work as in train.py.
@@ -13,13 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dfdnet.data.degradation_pipeline import DegradationPipeline  # noqa: E402
+from dfdnet.data.degradation_pipeline import DegradationPipeline
 from dfdnet.data.face_dataset import EpochSampler, FaceDataset, build_train_loader, \
-    load_landmarks, split_train_val  # noqa: E402
-from dfdnet.utils.image_io import list_face_images  # noqa: E402
-from dfdnet.models.options import parse_options  # noqa: E402
+    load_landmarks, split_train_val
+from dfdnet.utils.image_io import list_face_images
+from dfdnet.models.options import parse_options
 
 
 def main(argv=None) -> int:

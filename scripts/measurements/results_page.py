@@ -5,7 +5,7 @@ window), every picture loaded (none broken), and optionally writes a screenshot.
 from the system's packages (``apt-get install chromium``); nothing is downloaded. A copy of the
 page with a small probe script is written next to it (so relative links work) and removed after.
 
-    python scripts/check_results_page.py results/index.html --screenshot docs/figures/results_page.png
+    PYTHONPATH=. python scripts/measurements/results_page.py results/index.html --screenshot docs/figures/results_page.png
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Every face is restored once (``--aligned``, landmarks found on the degraded inpu
 does); each colour fix is then applied to that output with the input crop as reference. Reported
 per setting: mean CIEDE2000 ΔE (Lab, scikit-image) and PSNR against the ground truth.
 
-    python scripts/measure_color_fix.py --testset results/testset_val --settings x4 eq11 x4_noise_jpeg
+    PYTHONPATH=. python scripts/measurements/color_fix.py --testset results/testset_val --settings x4 eq11 x4_noise_jpeg
 """
 from __future__ import annotations
 
@@ -18,13 +18,12 @@ from pathlib import Path
 import numpy as np
 from skimage.color import deltaE_ciede2000, rgb2lab
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dfdnet.face.color import COLOR_FIXES, color_fix  # noqa: E402
-from dfdnet.metrics import calculate_psnr  # noqa: E402
-from dfdnet.pipeline.options import RestoreOptions  # noqa: E402
-from dfdnet.pipeline.photo import PhotoRestorer  # noqa: E402
-from dfdnet.utils.image_io import list_face_images, read_rgb  # noqa: E402
+from dfdnet.face.color import COLOR_FIXES, color_fix
+from dfdnet.metrics import calculate_psnr
+from dfdnet.pipeline.options import RestoreOptions
+from dfdnet.pipeline.photo import PhotoRestorer
+from dfdnet.utils.image_io import list_face_images, read_rgb
 
 
 def main(argv=None) -> int:
@@ -43,8 +42,8 @@ def main(argv=None) -> int:
         scores = {name: {'delta_e': [], 'psnr': []} for name in ('input',) + COLOR_FIXES}
         for lq_path in list_face_images(args.testset / setting / 'lq'):
             gt = read_rgb(args.testset / 'gt' / lq_path.name)
-            prepared = restorer.preparer.aligned_face(read_rgb(lq_path))
-            restored = restorer.restorer.restore([prepared.crop], [prepared.boxes])[0]
+            prepared = restorer.prepare_aligned(read_rgb(lq_path))
+            restored = restorer.restore_faces([prepared])[0]
             outputs = {'input': prepared.crop, **{name: color_fix(restored, prepared.crop, name) for name in COLOR_FIXES}}
             gt_lab = rgb2lab(gt)
             for name, out in outputs.items():

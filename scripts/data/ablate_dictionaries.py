@@ -6,7 +6,7 @@ Modes:
   deviation (what CAdaIN keeps), so only the spatial structure is lost;
 * ``mean``: every atom becomes the mean atom of its dictionary (K identical, blurred parts).
 
-    python scripts/ablate_dictionaries.py --dict_dir dfdnet/pretrained/default/dictionaries \
+    PYTHONPATH=. python scripts/data/ablate_dictionaries.py --dict_dir dfdnet/pretrained/default/dictionaries \
         --mode noise --output experiments/dict_ablation/noise
 """
 from __future__ import annotations
@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dfdnet.utils.files import atomic_path  # noqa: E402
+from dfdnet.utils.files import atomic_path
 
 
 def ablate(atoms: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:

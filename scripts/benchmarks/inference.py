@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Speed and memory of the DFDNet generator (and of the released implementation's semantics).
 
-    python scripts/benchmark.py generator --k 8 512 --batch 1 --released --threads 2
-    python scripts/benchmark.py generator --quick            # a fast smoke run
+    PYTHONPATH=. python scripts/benchmarks/inference.py generator --k 8 512 --batch 1 --released --threads 2
+    PYTHONPATH=. python scripts/benchmarks/inference.py generator --quick            # a fast smoke run
 
 Each configuration runs in its own process so that its peak RSS is its own. Dictionaries of
 K random atoms are written once in the released .npy layout under --dict_root and loaded
@@ -17,25 +17,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from dfdnet.archs.dfdnet_arch import GeneratorConfig
+from dfdnet.archs.random_weights import TYPICAL_BOXES, save_random_checkpoint
+from dfdnet.utils.precision import PRECISIONS
 
-from dfdnet.archs.random_weights import TYPICAL_BOXES  # noqa: E402
-
-
-def write_dictionaries(folder: Path, num_atoms: int, seed: int = 0, width: int = 64) -> Path:
-    import numpy as np
-
-    from dfdnet.archs.dfdnet_arch import GeneratorConfig
-    from dfdnet.archs.dictionary import dictionary_file_name
-
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for (part, fsize), (channels, size) in GeneratorConfig(width=width).dictionary_layout().items():
-        path = folder / dictionary_file_name(part, fsize)
-        if not path.exists():
-            np.save(path, rng.standard_normal((num_atoms, channels, size, size), dtype=np.float32))
-    return folder
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 
 
 def run_one(args) -> dict:
@@ -86,29 +72,15 @@ def run_one(args) -> dict:
     return row
 
 
-def write_random_checkpoint(path: Path, width: int = 64) -> Path:
-    """A generator checkpoint (this project's format, released layout at ``width``) with seeded
-    random weights: timing only."""
-    import torch
-
-    from dfdnet.archs.checkpoint import save_generator
-    from dfdnet.archs.dfdnet_arch import DFDNetGenerator, GeneratorConfig
-
-    from dfdnet.archs.random_weights import condition_spectral_norm_
-
-    if not path.exists():
-        torch.manual_seed(0)  # converged spectral-norm vectors: finite outputs, as a trained checkpoint's
-        save_generator(condition_spectral_norm_(DFDNetGenerator(GeneratorConfig(width=width))), path)
-    return path
-
-
 def run_generator(args) -> list[dict]:
+    from dfdnet.models.builders import write_random_dictionary  # here: the timed processes stay lean
+
     if args.dict_root is None:  # nothing to reuse: work in a folder that is removed afterwards
         with tempfile.TemporaryDirectory(prefix='dfdnet_bench_') as tmp:
             args.dict_root = tmp
             return run_generator(args)
     dict_root = Path(args.dict_root)
-    checkpoint = write_random_checkpoint(dict_root / f'random_net_G_w{args.width}.pth', args.width)
+    checkpoint = save_random_checkpoint(dict_root / f'random_net_G_w{args.width}.pth', args.width)
     rows = []
     configs = [('ours', k, b, d) for k in args.k for b in args.batch for d in args.dtype]
     if args.released and args.width != 64:
@@ -116,7 +88,7 @@ def run_generator(args) -> list[dict]:
     if args.released:
         configs += [('released', k, 1, 'fp32') for k in args.k]
     for impl, k, batch, dtype in configs:
-        dict_dir = write_dictionaries(dict_root / f'K{k}_w{args.width}', k, width=args.width)
+        dict_dir = write_random_dictionary(dict_root / f'K{k}_w{args.width}', GeneratorConfig(width=args.width), k, 0)
         cmd = [sys.executable, __file__, '_one', '--impl', impl, '--k', str(k), '--batch', str(batch),
                '--dtype', dtype, '--device', args.device, '--threads', str(args.threads),
                '--repeats', str(args.repeats), '--warmup', str(args.warmup), '--dict_dir', str(dict_dir),
@@ -139,18 +111,19 @@ def run_pipeline(args) -> list[dict]:
 
 def _run_pipeline(args, work: Path) -> list[dict]:
     from dfdnet.cli import restore
+    from dfdnet.models.builders import write_random_dictionary
     from dfdnet.utils.benchmarking import machine_info
 
     checkpoint, dict_dir = args.checkpoint, args.dict_dir
     if checkpoint is None:  # random weights in our format: timing only
-        checkpoint = write_random_checkpoint(work / 'random_net_G.pth')
-        dict_dir = write_dictionaries(work / f'K{args.k[0]}', args.k[0])
+        checkpoint = save_random_checkpoint(work / 'random_net_G.pth')
+        dict_dir = write_random_dictionary(work / f'K{args.k[0]}', GeneratorConfig(), args.k[0], 0)
     rows = []
     for batch in args.batch:
         out = work / f'results_b{batch}'
         code = restore.main(['--test_path', args.images, '--results_dir', str(out), '--checkpoint', str(checkpoint),
                              '--dict_dir', str(dict_dir), '--upscale_factor', str(args.upscale_factor),
-                             '--gpu_ids', args.gpu_ids, '--batch_size', str(batch), '--no_html'])
+                             '--device', args.device, '--batch_size', str(batch), '--no_html'])
         summary = json.loads((out / 'summary.json').read_text())
         images = max(1, summary['images_done'])
         faces = max(1, summary['faces_restored'])
@@ -170,7 +143,7 @@ def main(argv=None):
     gen = sub.add_parser('generator', help='time the generator forward per 512 face')
     gen.add_argument('--k', type=int, nargs='+', default=[8, 64, 512], help='atoms per dictionary')
     gen.add_argument('--batch', type=int, nargs='+', default=[1])
-    gen.add_argument('--dtype', nargs='+', default=['fp32'], choices=['fp32', 'bf16', 'fp16'])
+    gen.add_argument('--dtype', nargs='+', default=['fp32'], choices=[p for p in PRECISIONS if p != 'auto'])
     gen.add_argument('--device', default='cpu')
     gen.add_argument('--threads', type=int, default=2)
     gen.add_argument('--repeats', type=int, default=3)
@@ -188,7 +161,7 @@ def main(argv=None):
     pipe.add_argument('--k', type=int, nargs=1, default=[8])
     pipe.add_argument('--batch', type=int, nargs='+', default=[1])
     pipe.add_argument('--upscale_factor', type=int, default=4)
-    pipe.add_argument('--gpu_ids', default='-1')
+    pipe.add_argument('--device', default='cpu', help="'cpu', 'cuda', 'cuda:N' or 'auto'")
     pipe.add_argument('--threads', type=int, default=2)
     pipe.add_argument('--json')
     one = sub.add_parser('_one')

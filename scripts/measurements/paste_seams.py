@@ -9,7 +9,7 @@ mask (0.05 < mask < 0.95), it reports against the ground truth:
 * ``grad_err``: mean |∇out − ∇gt| (Sobel, 0–255 grey): a seam is an edge the photo does not have;
 * ``mae``: mean |out − gt| (0–255, RGB).
 
-    python scripts/measure_paste_seams.py --photos ../shared/data/faces_wild_hq --max_photos 8
+    PYTHONPATH=. python scripts/measurements/paste_seams.py --photos ../shared/data/faces_wild_hq --max_photos 8
 """
 from __future__ import annotations
 
@@ -22,12 +22,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dfdnet.face.paste import canvas_masks, face_mask, paste_faces  # noqa: E402
-from dfdnet.pipeline.options import RestoreOptions  # noqa: E402
-from dfdnet.pipeline.photo import PhotoRestorer  # noqa: E402
-from dfdnet.utils.image_io import list_face_images, read_rgb  # noqa: E402
+from dfdnet.face.paste import canvas_masks, face_mask, paste_faces
+from dfdnet.pipeline.options import RestoreOptions
+from dfdnet.pipeline.photo import PhotoRestorer
+from dfdnet.utils.image_io import list_face_images, read_rgb
 
 
 def gradient(image: np.ndarray) -> np.ndarray:

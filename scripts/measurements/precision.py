@@ -6,7 +6,7 @@ matching, CAdaIN statistics and the argmax stay float32 in both). Reported: how 
 choose the same atom (per feature level, all parts and faces together), and the output difference in 0-255
 units (max and mean over pixels, the largest per face).
 
-    python scripts/measure_precision.py --faces ../shared/data/faces_lq/codeformer_cropped --max_faces 12
+    PYTHONPATH=. python scripts/measurements/precision.py --faces ../shared/data/faces_lq/codeformer_cropped --max_faces 12
 """
 from __future__ import annotations
 
@@ -21,16 +21,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import dfdnet.archs.dft as dft  # noqa: E402
-from dfdnet.archs import load_generator  # noqa: E402
-from dfdnet.pipeline.options import RestoreOptions  # noqa: E402
-from dfdnet.pipeline.photo import build_preparer, resolve_model_paths  # noqa: E402
-from dfdnet.pipeline.restorer import crops_to_tensor  # noqa: E402
-from dfdnet.utils.benchmarking import print_report  # noqa: E402
-from dfdnet.utils.image_io import list_face_images, read_rgb  # noqa: E402
-from dfdnet.utils.precision import native_bf16  # noqa: E402
+import dfdnet.archs.dft as dft
+from dfdnet.archs import load_generator
+from dfdnet.pipeline.options import RestoreOptions
+from dfdnet.pipeline.photo import build_preparer, resolve_model_paths
+from dfdnet.pipeline.restorer import crops_to_tensor
+from dfdnet.utils.benchmarking import print_report
+from dfdnet.utils.image_io import list_face_images, read_rgb
+from dfdnet.utils.precision import native_bf16
 
 
 @contextlib.contextmanager

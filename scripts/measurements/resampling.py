@@ -7,7 +7,7 @@ kernel, and compared with the ground truth in the faces' paste masks (PSNR over 
 pixels, RGB, 0-255) and over the whole photo. The plain bilinear and bicubic upscales of the small
 photo are the baselines.
 
-    python scripts/measure_resampling.py --photos DIR --scale 2 --json out.json
+    PYTHONPATH=. python scripts/measurements/resampling.py --photos DIR --scale 2 --json out.json
 """
 from __future__ import annotations
 
@@ -20,14 +20,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dfdnet.data import degradations as deg  # noqa: E402
-from dfdnet.face.paste import canvas_masks, upscale_image  # noqa: E402
-from dfdnet.metrics.psnr_ssim import calculate_psnr  # noqa: E402
-from dfdnet.pipeline.options import PRECISIONS, RestoreOptions  # noqa: E402
-from dfdnet.pipeline.photo import PhotoRestorer  # noqa: E402
-from dfdnet.utils.image_io import list_face_images, read_rgb  # noqa: E402
+from dfdnet.data import degradations as deg
+from dfdnet.face.paste import canvas_masks, upscale_image
+from dfdnet.metrics.psnr_ssim import calculate_psnr
+from dfdnet.pipeline.options import RestoreOptions
+from dfdnet.pipeline.photo import PhotoRestorer
+from dfdnet.utils.image_io import list_face_images, read_rgb
+from dfdnet.utils.precision import PRECISIONS
 
 KERNELS = ('bilinear', 'bicubic')
 

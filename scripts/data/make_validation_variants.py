@@ -2,7 +2,7 @@
 training YAML (its last ``train_data.val_count`` faces, never the held-out FFHQ faces) degraded
 in fixed ways that the training's own validation mix does not isolate.
 
-    python scripts/make_validation_variants.py -opt options/default_model/stage13_decoder_bf16.yml \
+    PYTHONPATH=. python scripts/data/make_validation_variants.py -opt options/default_model/stage13_decoder_bf16.yml \
         --output experiments/val_variants
 
 Each set is a ``make_validation_set`` folder (``manifest.json``, ``lq/``, ``gt/``), read by
@@ -17,13 +17,12 @@ import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dfdnet.data.degradation_pipeline import DegradationConfig  # noqa: E402
-from dfdnet.data.face_dataset import load_landmarks, split_train_val  # noqa: E402
-from dfdnet.data.validation_set import make_validation_set  # noqa: E402
-from dfdnet.models.options import parse_options  # noqa: E402
-from dfdnet.utils.image_io import list_face_images  # noqa: E402
+from dfdnet.data.degradation_pipeline import DegradationConfig
+from dfdnet.data.face_dataset import load_landmarks, split_train_val
+from dfdnet.data.validation_set import make_validation_set
+from dfdnet.models.options import parse_options
+from dfdnet.utils.image_io import list_face_images
 
 CLEAN = dict(clean_prob=1.0, up_interpolation='bicubic')
 EQ11 = dict(blur_prob=0.9, jpeg_prob=0.5, up_interpolation='bicubic')

@@ -13,8 +13,8 @@ same number of CPU threads (torch, faiss's OpenMP and scikit-learn's pools): sci
 ``kmeans(backend='faiss')`` when faiss is installed, and with ``--memmap`` the torch backend
 streaming a float16 .npy from disk at every pass. Examples:
 
-    python scripts/benchmark_kmeans.py --synthetic 20000 512 --k 64 --seeds 0 1 --work /tmp/kmeans_bench
-    python scripts/benchmark_kmeans.py --faces ../shared/data/faces_hq/celebahq_512 \
+    PYTHONPATH=. python scripts/benchmarks/kmeans.py --synthetic 20000 512 --k 64 --seeds 0 1 --work /tmp/kmeans_bench
+    PYTHONPATH=. python scripts/benchmarks/kmeans.py --faces ../shared/data/faces_hq/celebahq_512 \
         --num_faces 500 --random_encoder 0 --k 64 128 --work /tmp/kmeans_bench
 """
 from __future__ import annotations
@@ -29,14 +29,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dfdnet.data.landmark_cache import LandmarkCache  # noqa: E402
-from dfdnet.face.landmarks import ALIGNED_LANDMARK_PROCEDURE  # noqa: E402
-from dfdnet.dictionary.faces import FaceOptions, compute_landmarks, list_dictionary_images, load_aligned_face  # noqa: E402
-from dfdnet.dictionary.features import (crop_components, encode_levels, feature_layout,  # noqa: E402
-                                        image_to_tensor, load_encoder)
-from dfdnet.face.components import PART_NAMES, component_boxes, flip_landmarks  # noqa: E402
+from dfdnet.data.landmark_cache import LandmarkCache
+from dfdnet.face.landmarks import ALIGNED_LANDMARK_PROCEDURE
+from dfdnet.data.folder_landmarks import FaceOptions, compute_landmarks
+from dfdnet.dictionary.faces import list_dictionary_images, load_aligned_face
+from dfdnet.dictionary.features import crop_components, encode_levels, feature_layout, load_encoder
+from dfdnet.utils.pixels import to_network
+from dfdnet.face.components import PART_NAMES, component_boxes, flip_landmarks
 
 logger = logging.getLogger('benchmark_kmeans')
 
@@ -58,7 +58,7 @@ def extract(args, work: Path) -> dict:
     with torch.no_grad():
         for n, entry in enumerate(entries):
             face = load_aligned_face(root, entry, config.image_size, align=False)
-            image = image_to_tensor(face)
+            image = to_network(face)
             batch = torch.stack([image, image.flip(-1)])
             boxes = torch.as_tensor(np.stack([component_boxes(entry.landmarks),
                                               component_boxes(flip_landmarks(entry.landmarks, config.image_size))]))

@@ -6,7 +6,7 @@ the shipped model (or ``--checkpoint``/``--dict_dir``) with temporal smoothing a
 for each the frame-to-frame change inside the faces' paste masks is compared with the input's
 (upscaled the same way): a steady restoration changes no more than its input does.
 
-    python scripts/measure_video.py --photo ../shared/data/whole/gfpgan/Blake_Lively.jpg --frames 24
+    PYTHONPATH=. python scripts/measurements/video.py --photo ../shared/data/whole/gfpgan/Blake_Lively.jpg --frames 24
 """
 from __future__ import annotations
 
@@ -19,18 +19,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dfdnet.data.synthetic_video import noisy_frames, write_clip  # noqa: E402
-from dfdnet.face.paste import canvas_masks, upscale_image  # noqa: E402
-from dfdnet.metrics.temporal import temporal_change  # noqa: E402
-from dfdnet.pipeline.options import RestoreOptions  # noqa: E402
-from dfdnet.pipeline.photo import PhotoRestorer  # noqa: E402
-from dfdnet.pipeline.summary import StageTimer  # noqa: E402
-from dfdnet.pipeline.video import VideoRestoration  # noqa: E402
-from dfdnet.utils.benchmarking import print_report  # noqa: E402
-from dfdnet.utils.image_io import read_rgb  # noqa: E402
-from dfdnet.utils.video_io import VideoReader  # noqa: E402
+from dfdnet.data.synthetic_video import noisy_frames, write_clip
+from dfdnet.face.paste import canvas_masks, upscale_image
+from dfdnet.metrics.temporal import temporal_change
+from dfdnet.pipeline.options import RestoreOptions
+from dfdnet.pipeline.photo import PhotoRestorer
+from dfdnet.pipeline.summary import StageTimer
+from dfdnet.pipeline.video import VideoRestoration
+from dfdnet.utils.benchmarking import print_report
+from dfdnet.utils.image_io import read_rgb
+from dfdnet.utils.video_io import VideoReader
 
 
 def fit_frame(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -46,7 +45,7 @@ def fit_frame(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def face_region(photo: PhotoRestorer, frame: np.ndarray) -> np.ndarray:
     """(H·up, W·up) bool: where the faces of ``frame`` are pasted (face mask > 0.5)."""
-    faces, _, _ = photo.preparer.faces_in_image(frame, photo.upscale_factor)
+    faces, _, _ = photo.prepare(frame)
     if not faces:
         raise SystemExit('no face found in the clip')
     up = photo.upscale_factor
@@ -88,7 +87,7 @@ def main(argv=None) -> int:
         for smooth in (True, False):
             out = Path(tmp) / f'restored_{smooth}.mp4'
             timer = StageTimer()
-            result = VideoRestoration(photo, args.batch_size, smooth=smooth, timer=timer).run(clip, out)
+            result = VideoRestoration(photo, smooth=smooth, timer=timer).run(clip, out)
             name = 'smoothed' if smooth else 'per_frame'
             report[name] = {'change': round(temporal_change(video_frames(out), region), 3),
                             'frames_per_second': round(result.fps, 3), 'frames': result.frames,

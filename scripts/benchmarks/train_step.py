@@ -1,7 +1,7 @@
 """Time one generator training step (forward, pixel loss, backward, Adam) per configuration, in one
 process so that the ratios are comparable (see docs/benchmarks.md).
 
-    python scripts/benchmark_train_step.py --width 16 --batch 4 --repeats 3 --threads 2
+    PYTHONPATH=. python scripts/benchmarks/train_step.py --width 16 --batch 4 --repeats 3 --threads 2
 
 Rows: the 256-px DFDNet256 core; 512-px faces with that core (``compute_size: 256``), without and
 with ``full_res_head``; each in float32 and in bf16 autocast with channels-last tensors. Random
@@ -20,12 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dfdnet.archs.dfdnet_arch import DFDNetGenerator, GeneratorConfig  # noqa: E402
-from dfdnet.archs.dictionary import load_dictionaries  # noqa: E402
-from dfdnet.models.builders import write_random_dictionary  # noqa: E402
-from dfdnet.utils.precision import native_bf16  # noqa: E402
+from dfdnet.archs.dfdnet_arch import DFDNetGenerator, GeneratorConfig
+from dfdnet.archs.dictionary import load_dictionaries
+from dfdnet.models.builders import write_random_dictionary
+from dfdnet.utils.precision import native_bf16
 
 BOXES_512 = torch.tensor([[[150, 180, 230, 260], [280, 180, 360, 260], [216, 230, 296, 310], [190, 320, 320, 400]]])
 
