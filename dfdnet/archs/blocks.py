@@ -35,9 +35,10 @@ class MSDilationBlock(nn.Module):
         return self.conv_fusion(torch.cat([block(x) for block in self.conv_blocks], 1)) + x
 
 
-def binomial_kernel(channels: int, device=None) -> torch.Tensor:
-    """(channels, 1, 3, 3) depthwise kernel [[1,2,1],[2,4,2],[1,2,1]]/16."""
-    k = torch.tensor([1.0, 2.0, 1.0], device=device)
+def binomial_kernel(channels: int) -> torch.Tensor:
+    """(channels, 1, 3, 3) depthwise kernel [[1,2,1],[2,4,2],[1,2,1]]/16, on the CPU (also under a
+    default-device context: the module moves with ``.to``)."""
+    k = torch.tensor([1.0, 2.0, 1.0], device='cpu')
     return ((k[:, None] * k[None, :]) / 16.0).expand(channels, 1, 3, 3).contiguous()
 
 

@@ -122,13 +122,32 @@ def check_finite(state: dict, source) -> None:
                               f'{", ".join(bad[:3])}); the file is corrupt or its training diverged')
 
 
+class _SkipMetaInit(torch.overrides.TorchFunctionMode):
+    """Skips what initialises meta tensors, which have no values: the in-place initialisers
+    (``torch.nn.init.*_``, ``Tensor.normal_`` / ``uniform_``) and the normalisation of the
+    spectral-norm vectors (same shape out); on meta tensors some would first import torch's compiler
+    stack, start-up time spent on nothing."""
+
+    _INITIALISERS = frozenset([torch.Tensor.normal_, torch.Tensor.uniform_, torch.nn.functional.normalize] +
+                              [f for name, f in vars(torch.nn.init).items() if name.endswith('_') and callable(f)])
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in self._INITIALISERS and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+            return args[0]
+        return func(*args, **(kwargs or {}))
+
+
 def generator_to_load(config: GeneratorConfig) -> DFDNetGenerator:
-    """A generator whose parameters are allocated but not initialised, for a strict load to fill
-    (initialising 113 M weights at random would take longer than loading them). Its fixed blur
-    kernels, which no checkpoint holds, are made as the constructor makes them."""
-    with torch.device('meta'):
+    """A generator whose parameters are allocated (on the CPU, 4-D ones channels-last) but not
+    initialised, for a strict load to fill (initialising 113 M weights at random would take longer
+    than loading them). Its fixed blur kernels, which no checkpoint holds, are made as the
+    constructor makes them."""
+    with torch.device('meta'), _SkipMetaInit():
         model = DFDNetGenerator(config)
-    model.to_empty(device='cpu')
+    # Module.to_empty, without its meta-tensor path (empty_like), which imports sympy; 4-D tensors
+    # channels-last, the layout the model runs in
+    model._apply(lambda t: torch.empty(t.shape, dtype=t.dtype, memory_format=torch.channels_last if t.ndim == 4
+                                       else torch.contiguous_format))
     for module in model.modules():
         if isinstance(module, Blur):
             module.kernel = binomial_kernel(module.kernel.shape[0])
@@ -203,7 +222,7 @@ def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig |
     config = config or file_config
     if dft_levels is not None:  # e.g. () for the "0 DFT" ablation of a trained model
         config = dataclasses.replace(config, dft_levels=tuple(dft_levels))
-    model = generator_to_load(config).to(memory_format=torch.channels_last)  # loaded straight into its layout
+    model = generator_to_load(config)
     # A config with fewer DFT levels (e.g. the "0 DFT" ablation) leaves those confidence blocks unused.
     unused = sorted({k.split('.')[1] for k in state if k.startswith('attn_blocks.')} - set(model.attn_blocks))
     if unused and set(config.dft_levels) < set(file_config.dft_levels):

@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from dfdnet.utils.precision import PRECISIONS
+
 # (module, function) -> step name; a function the measured checkout lacks is skipped
 STEPS = [('dfdnet.archs.checkpoint', 'read_checkpoint', 'read checkpoint'),
          ('dfdnet.archs.checkpoint', 'generator_to_load', 'build network'),
@@ -120,7 +122,7 @@ def main(argv=None):
     parser.add_argument('--work', type=Path, default=Path('/tmp/dfdnet_load'),
                         help='where the random released-layout files and the caches are written')
     parser.add_argument('--k', type=int, default=512, help='atoms per dictionary (released: 512)')
-    parser.add_argument('--precisions', nargs='+', default=['fp32', 'bf16'], choices=['fp32', 'bf16', 'fp16'])
+    parser.add_argument('--precisions', nargs='+', default=['fp32', 'bf16'], choices=[p for p in PRECISIONS if p != 'auto'])
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--cold_only', action='store_true',
                         help='one run per repeat (a checkout without the dictionary cache: cold and warm are the same)')
