@@ -180,8 +180,9 @@ def load_generator(checkpoint, dict_dir, device='cpu', config: GeneratorConfig |
     vectors, as eval mode would at each call; pass False to keep the trainable layout.
     ``dft_levels`` overrides which levels use the dictionaries (``()``: none, the "0 DFT" ablation).
     ``precision``: 'fp32' (exact; the parity tests), 'bf16' or 'fp16' (convolutions under
-    autocast, dictionary atoms stored in that dtype; atom matching and the residual stay float32), or 'auto' (bf16 where the device has
-    it natively: a CUDA GPU with bf16, a CPU with AMX-BF16 or AVX512-BF16; fp32 elsewhere).
+    autocast, dictionary atoms stored in that dtype; atom matching and the residual stay float32),
+    or 'auto' (bf16 where the device has it natively: a CUDA GPU with bf16, a CPU with AMX-BF16 or
+    AVX512-BF16; fp32 elsewhere).
     ``sharp_checkpoint`` / ``fidelity``: network interpolation (ESRGAN) with a perceptual fine-tune
     of ``checkpoint``: every weight is ``fidelity * checkpoint's + (1 - fidelity) * sharp's``, both
     with their spectral norm folded; the sharp file may hold only the modules the fine-tune trained.

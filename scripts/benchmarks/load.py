@@ -55,6 +55,16 @@ def write_released_checkpoint(path: Path) -> Path:
     return path
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident set size (VmHWM, MiB). Not ``ru_maxrss``: a process started by
+    another carries that one's peak across ``exec`` (here: the parent that wrote the files)."""
+    with open('/proc/self/status') as fh:
+        for line in fh:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError('no VmHWM in /proc/self/status (Linux only)')
+
+
 def _timed(function, name: str, seconds: dict):
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
@@ -73,7 +83,6 @@ def run_one(args) -> dict:
     import torch
 
     from dfdnet.archs.random_weights import TYPICAL_BOXES
-    from dfdnet.utils.benchmarking import peak_rss_mb
 
     torch.set_num_threads(args.threads)
     seconds = {}
@@ -88,11 +97,11 @@ def run_one(args) -> dict:
             wrapped.add(name)
     from dfdnet.archs.checkpoint import load_generator
 
-    rss_start = peak_rss_mb()
+    rss_start = peak_rss_mib()
     start = time.perf_counter()
     model = load_generator(args.checkpoint, args.dict_dir, precision=args.precision)
     total = time.perf_counter() - start
-    rss_load = peak_rss_mb()
+    rss_load = peak_rss_mib()
     with torch.inference_mode():
         start = time.perf_counter()
         out = model(torch.rand(1, 3, 512, 512) * 2 - 1, torch.tensor([TYPICAL_BOXES]))
@@ -100,7 +109,7 @@ def run_one(args) -> dict:
     assert bool(torch.isfinite(out).all())
     top = sum(v for k, v in seconds.items() if ':' not in k)
     return {'load_s': total, 'steps_s': {**seconds, 'other': total - top}, 'forward_s': forward,
-            'rss_start_mib': rss_start, 'peak_rss_load_mib': rss_load, 'peak_rss_forward_mib': peak_rss_mb()}
+            'rss_start_mib': rss_start, 'peak_rss_load_mib': rss_load, 'peak_rss_forward_mib': peak_rss_mib()}
 
 
 def _child(args, precision: str, cache: Path) -> dict:
