@@ -37,10 +37,12 @@ def _release_memory_after_each_test():
     state dicts of one test stay resident and the suite's peak grows from test to test (measured
     5.3 GB for test_checkpoint.py alone, at most 3.4 GB for any one of its tests). A full garbage
     collection scans every live object (about a third of a second with torch, dlib and OpenCV
-    loaded), so it runs only when the process is large; what reference counting freed is
-    trimmed after every test."""
+    loaded), so it runs only after a test that grew the process by more than 256 MiB
+    or when the process is large; what reference counting freed is trimmed after every test."""
+    before = _resident_bytes()
     yield
-    if _resident_bytes() > _COLLECT_ABOVE_BYTES:
+    after = _resident_bytes()
+    if after - before > _COLLECT_GROWTH_BYTES or after > _COLLECT_ABOVE_BYTES:
         gc.collect()
     if _LIBC is not None and hasattr(_LIBC, 'malloc_trim'):
         _LIBC.malloc_trim(0)
@@ -71,7 +73,8 @@ def mapped_rss(path) -> int:
     return total
 
 
-_COLLECT_ABOVE_BYTES = 1 << 30
+_COLLECT_GROWTH_BYTES = 256 << 20
+_COLLECT_ABOVE_BYTES = 5 << 29  # 2.5 GiB
 _PAGE_BYTES = os.sysconf('SC_PAGE_SIZE')
 
 
