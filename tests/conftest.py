@@ -87,6 +87,24 @@ def _resident_bytes() -> int:
         return 0
 
 
+def real_aligned_faces(shared_data: Path, count: int, size: int = 512):
+    """(images (B, 3, size, size) float32 in [-1, 1], boxes (B, 4, 4) int) of the first ``count`` real
+    low-quality aligned faces of ../shared/data/faces_lq/dfdnet_realvgg that have released landmarks,
+    each with its own component boxes (faces of another size averaged down as the pipeline does)."""
+    from dfdnet.face.alignment import resize_aligned_face
+    from dfdnet.face.components import component_boxes
+    from dfdnet.utils.image_io import read_rgb
+    from dfdnet.utils.pixels import to_network
+
+    faces = shared_data / 'faces_lq' / 'dfdnet_realvgg'
+    marks = shared_data / 'faces_lq' / 'dfdnet_realvgg_landmarks'
+    names = sorted(p.name for p in faces.iterdir() if (marks / f'{p.name}.txt').is_file())[:count]
+    images = np.stack([resize_aligned_face(read_rgb(faces / name), size) for name in names])
+    boxes = np.stack([component_boxes(np.loadtxt(marks / f'{name}.txt') * size / 512, image_size=size)
+                      for name in names])
+    return to_network(images).contiguous(), boxes
+
+
 @pytest.fixture(scope='session')
 def shared_data() -> Path:
     """../shared/data, or skip with the reason when it is absent."""

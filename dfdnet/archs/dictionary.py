@@ -192,19 +192,24 @@ def _entry_name(key) -> str:
     return f'{key[0]}_{key[1]}'
 
 
-def _file_chunks(path: Path, layout: dict, key, standardized: bool, dtype: torch.dtype):
-    """``prepared_chunks`` of one dictionary, its file mapped only while they are read (so that
-    preparing all 16 never holds more than one file's pages)."""
-    loader = _load_npy_folder if path.is_dir() else _load_basicsr_pth
-    tensor, source = loader(path, {key: layout[key]})[key]
+def _file_chunks(folder: Path, layout: dict, key, standardized: bool, dtype: torch.dtype):
+    """``prepared_chunks`` of one dictionary of a ``.npy`` folder, its file mapped only while they are
+    read (so that preparing all 16 never holds more than one file's pages)."""
+    tensor, source = _load_npy_folder(folder, {key: layout[key]})[key]
     yield from prepared_chunks(tensor, source, key, standardized, dtype)
 
 
 def _prepared_sources(path: Path, layout: dict, standardized: bool, dtype: torch.dtype) -> dict:
-    """key -> ((K, C*s*s), chunk iterator) of every dictionary, after checking all their shapes."""
-    num_atoms = {key: int(tensor.shape[0]) for key, (tensor, _) in _read_sources(path, layout).items()}
-    return {key: ((num_atoms[key], channels * size * size), _file_chunks(path, layout, key, standardized, dtype))
-            for key, (channels, size) in layout.items()}
+    """key -> ((K, C*s*s), chunk iterator) of every dictionary, after checking all their shapes. The
+    16 files of a folder are mapped again one at a time as they are read; a BasicSR ``.pth`` (one
+    file) is read once."""
+    sources = _read_sources(path, layout)
+    shapes = {key: (int(sources[key][0].shape[0]), channels * size * size) for key, (channels, size) in layout.items()}
+    if path.is_dir():
+        del sources
+        return {key: (shapes[key], _file_chunks(path, layout, key, standardized, dtype)) for key in layout}
+    return {key: (shapes[key], prepared_chunks(tensor, source, key, standardized, dtype))
+            for key, (tensor, source) in sources.items()}
 
 
 def _prepare_in_memory(path: Path, layout: dict, standardized: bool, dtype: torch.dtype) -> dict:

@@ -16,11 +16,9 @@ from dfdnet.archs.discriminator import component_crops
 from dfdnet.losses import ReconstructionLoss, feature_matching_loss, hinge_d_loss, hinge_g_loss
 from dfdnet.losses.reconstruction import style_loss
 from dfdnet.models.validation import score_generator
-from dfdnet.utils.precision import resolve_amp
+from dfdnet.utils.precision import precision_dtype, resolve_amp
 
 logger = logging.getLogger(__name__)
-
-AMP_DTYPES = {None: None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -85,7 +83,8 @@ class DFDNetModel:
         self.options = options
         self.device = torch.device(device)
         self.distributed = distributed
-        self.amp_dtype = AMP_DTYPES[resolve_amp(options.amp, self.device)]
+        amp = resolve_amp(options.amp, self.device)
+        self.amp_dtype = precision_dtype(amp) if amp else None
         # Reduced precision pays only with channels-last tensors (oneDNN; on a CPU with AMX-BF16
         # a contiguous bf16 backward is slower than float32), so autocast runs channels-last.
         self.memory_format = torch.channels_last if self.amp_dtype is not None else torch.contiguous_format

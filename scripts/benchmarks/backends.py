@@ -75,6 +75,11 @@ def _conv_gflops(precision: str, repeats: int) -> float:
     return 2 * 256 * 256 * 9 * 128 * 128 / seconds / 1e9
 
 
+def _runs(precisions, backends):
+    """The (precision, backend) pairs to time: every pair but onnxruntime below float32."""
+    return [(p, b) for p in precisions for b in backends if b != 'onnxruntime' or p == 'fp32']
+
+
 def _photo_rows(photo: Path, precisions, backends) -> list:
     import cv2
 
@@ -83,19 +88,16 @@ def _photo_rows(photo: Path, precisions, backends) -> list:
 
     image = cv2.imread(str(photo))[:, :, ::-1]
     rows = []
-    for precision in precisions:
-        for backend in backends:
-            if backend == 'onnxruntime' and precision != 'fp32':
-                continue
-            restorer = PhotoRestorer.from_options(RestoreOptions(
-                upscale_factor=2, device='cpu', precision=precision, backend=backend, fidelity='1'))
-            start = time.perf_counter()
-            result = restorer.enhance(image)
-            seconds = time.perf_counter() - start
-            faces = len(result.restored_faces)
-            rows.append({'photo': photo.name, 'precision': precision, 'backend': backend, 'faces': faces,
-                         'seconds': seconds, 's_per_face': seconds / max(1, faces)})
-            print(rows[-1], file=sys.stderr, flush=True)
+    for precision, backend in _runs(precisions, backends):
+        restorer = PhotoRestorer.from_options(RestoreOptions(
+            upscale_factor=2, device='cpu', precision=precision, backend=backend, fidelity='1'))
+        start = time.perf_counter()
+        result = restorer.enhance(image)
+        seconds = time.perf_counter() - start
+        faces = len(result.restored_faces)
+        rows.append({'photo': photo.name, 'precision': precision, 'backend': backend, 'faces': faces,
+                     'seconds': seconds, 's_per_face': seconds / max(1, faces)})
+        print(rows[-1], file=sys.stderr, flush=True)
     return rows
 
 
@@ -118,26 +120,25 @@ def main(argv=None) -> int:
     boxes = torch.tensor([TYPICAL_BOXES] * args.batch, dtype=torch.float32)
     rows = []
     for name, (checkpoint, dicts) in _models(args.models, args.k, args.work).items():
+        fp32 = load_generator(checkpoint, dicts, precision='fp32', fidelity=1.0)
         with torch.no_grad():
-            reference = load_generator(checkpoint, dicts, precision='fp32', fidelity=1.0)(images, boxes)
+            reference = fp32(images, boxes)
+        gflop = _network_gflop(fp32, images, boxes)
+        del fp32
         base = {}
-        gflop = _network_gflop(load_generator(checkpoint, dicts, precision='fp32', fidelity=1.0), images, boxes)
-        for precision in args.precisions:
-            for backend in args.backends:
-                if backend == 'onnxruntime' and precision != 'fp32':
-                    continue
-                start = time.perf_counter()
-                g = load_generator(checkpoint, dicts, precision=precision, backend=backend)
-                load = time.perf_counter() - start
-                seconds = _time(g, images, boxes, args.repeats)
-                with torch.no_grad():
-                    diff = compare(reference, g(images, boxes).float().numpy())
-                base.setdefault(precision, seconds if backend == 'torch' else None)
-                rows.append({'model': name, 'precision': precision, 'backend': backend, 'load_s': load,
-                             's_per_face': seconds, 'vs_torch': seconds / base[precision] if base[precision] else None,
-                             'gflop': gflop, 'gflops': gflop / seconds, **diff})
-                print(rows[-1], file=sys.stderr, flush=True)
-                del g
+        for precision, backend in _runs(args.precisions, args.backends):
+            start = time.perf_counter()
+            g = load_generator(checkpoint, dicts, precision=precision, backend=backend)
+            load = time.perf_counter() - start
+            seconds = _time(g, images, boxes, args.repeats)
+            with torch.no_grad():
+                diff = compare(reference, g(images, boxes).float().numpy())
+            base.setdefault(precision, seconds if backend == 'torch' else None)
+            rows.append({'model': name, 'precision': precision, 'backend': backend, 'load_s': load,
+                         's_per_face': seconds, 'vs_torch': seconds / base[precision] if base[precision] else None,
+                         'gflop': gflop, 'gflops': gflop / seconds, **diff})
+            print(rows[-1], file=sys.stderr, flush=True)
+            del g
     conv = {precision: _conv_gflops(precision, args.repeats) for precision in args.precisions}
     print('| model | precision | backend | s per face | vs torch | GFLOP/s (one large conv) | max diff /255 | '
           'mean diff /255 | load s |')

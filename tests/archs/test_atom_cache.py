@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import mapped_rss, write_random_dictionaries
+from conftest import mapped_rss, real_aligned_faces, write_random_dictionaries
 from dfdnet import DictionaryError, GeneratorConfig, load_dictionaries
 from dfdnet.archs import atom_cache
 from dfdnet.archs.dictionary import dictionary_file_name
@@ -145,17 +145,11 @@ def test_bf16_atoms_match_the_same_atom_on_real_faces(shared_data, monkeypatch):
     """The shipped model on 8 real aligned faces (TestData/RealVgg with their released landmarks):
     matching each part's crop against bfloat16 atoms picks the atom float32 atoms pick for at least
     99 % of the (face, part, level) crops (measured: docs/benchmarks.md)."""
-    from dfdnet import component_boxes, load_generator
+    from dfdnet import load_generator
     from dfdnet.archs import dft
     from dfdnet.pipeline.photo import shipped_model_dir
-    from dfdnet.utils.image_io import read_rgb
 
-    faces = shared_data / 'faces_lq' / 'dfdnet_realvgg'
-    marks = shared_data / 'faces_lq' / 'dfdnet_realvgg_landmarks'
-    names = sorted(p.name for p in faces.iterdir() if (marks / f'{p.name}.txt').is_file())[:8]
-    images = torch.stack([torch.from_numpy(read_rgb(faces / n).astype(np.float32) / 127.5 - 1).permute(2, 0, 1)
-                          for n in names])
-    boxes = np.stack([component_boxes(np.loadtxt(marks / f'{n}.txt')) for n in names])
+    images, boxes = real_aligned_faces(shared_data, 8)
     assert images.shape == (8, 3, 512, 512)
     model = load_generator(shipped_model_dir() / 'net_g.pth', shipped_model_dir() / 'dictionaries')
     matches = []

@@ -6,12 +6,11 @@ aligned face with its released landmark file. The updated features must agree at
 and the output within 2/255 per pixel. A batch must agree with single-face calls (a narrow model:
 batching does not depend on the width, and a released-width forward costs ~10 s here).
 """
-import numpy as np
 import pytest
 import torch
 
-from conftest import make_random_released_model, write_random_dictionaries
-from dfdnet import component_boxes, load_generator
+from conftest import make_random_released_model, real_aligned_faces, write_random_dictionaries
+from dfdnet import load_generator
 from dfdnet.archs.checkpoint import convert_released_state_dict, load_state_strict
 from dfdnet.archs.dfdnet_arch import DFDNetGenerator, GeneratorConfig
 from dfdnet.archs.dictionary import load_dictionaries
@@ -19,22 +18,10 @@ from dfdnet.archs.dictionary import load_dictionaries
 pytestmark = pytest.mark.slow
 
 
-def _read_face(path):
-    import cv2
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    rgb = cv2.resize(bgr, (512, 512))[:, :, ::-1].astype(np.float32) / 255
-    return torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None] * 2 - 1
-
-
 @pytest.fixture(scope='module')
 def faces(shared_data):
     """(images (2, 3, 512, 512) in [-1, 1], boxes (2, 4, 4)) of two real low-quality aligned faces."""
-    lq = shared_data / 'faces_lq' / 'dfdnet_realvgg'
-    marks = shared_data / 'faces_lq' / 'dfdnet_realvgg_landmarks'
-    names = sorted(p.name for p in lq.iterdir() if (marks / f'{p.name}.txt').is_file())[:2]
-    images = torch.cat([_read_face(lq / f) for f in names])
-    boxes = np.stack([component_boxes(np.loadtxt(marks / f'{f}.txt')) for f in names])
-    return images, boxes
+    return real_aligned_faces(shared_data, 2)
 
 
 def _style_inputs(blocks):

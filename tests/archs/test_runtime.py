@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from conftest import condition_spectral_norm_, write_random_dictionaries
+from conftest import condition_spectral_norm_, real_aligned_faces, write_random_dictionaries
 from dfdnet.archs import runtime
 from dfdnet.archs.checkpoint import load_generator, save_generator
 from dfdnet.archs.dfdnet_arch import DFDNetGenerator, GeneratorConfig
@@ -134,31 +134,13 @@ def test_cache_folder_follows_the_environment(monkeypatch, tmp_path):
     assert runtime.runtime_cache_dir(tmp_path / 'o') == tmp_path / 'o'
 
 
-def _real_faces(shared_data, size: int, count: int = 3):
-    """(images (B, 3, size, size) in [-1, 1], boxes (B, 4, 4)) of real low-quality aligned faces, each
-    with its own landmarks' boxes."""
-    import cv2
-    import numpy as np
-
-    from dfdnet.face.components import component_boxes
-
-    lq = shared_data / 'faces_lq' / 'dfdnet_realvgg'
-    marks = shared_data / 'faces_lq' / 'dfdnet_realvgg_landmarks'
-    names = sorted(p.name for p in lq.iterdir() if (marks / f'{p.name}.txt').is_file())[:count]
-    images, boxes = [], []
-    for name in names:
-        rgb = cv2.resize(cv2.imread(str(lq / name)), (size, size), interpolation=cv2.INTER_AREA)[:, :, ::-1]
-        images.append(torch.from_numpy(rgb.copy()).permute(2, 0, 1).float() / 127.5 - 1)
-        boxes.append(component_boxes(np.loadtxt(marks / f'{name}.txt') * size / 512, image_size=size))
-    return torch.stack(images), torch.from_numpy(np.stack(boxes)).float()
-
-
 def test_backends_on_real_faces_within_the_precision_bounds(weights, converted, shared_data):
     """Real aligned faces with their own boxes in one batch: OpenVINO fp32 and onnxruntime within
     0.5/255 of torch fp32; OpenVINO and torch in bf16 within 3/255 (max) and 0.5/255 (mean)."""
     checkpoint, dicts = weights
     cache, openvino_fp32 = converted
-    images, boxes = _real_faces(shared_data, CONFIG.image_size)
+    images, boxes = real_aligned_faces(shared_data, 3, CONFIG.image_size)
+    boxes = torch.from_numpy(boxes).float()
     assert not torch.equal(boxes[0], boxes[1])
     with torch.no_grad():
         reference = load_generator(checkpoint, dicts)(images, boxes)
